@@ -1,0 +1,37 @@
+"""fieldlearn: aggregate computing and aggregate learning on a vectorised field-calculus runtime."""
+from .calculus import (
+    AlignmentError,
+    Field,
+    FieldError,
+    Inbox,
+    NbrField,
+    Network,
+    RoundVM,
+    Trace,
+    aggregate,
+    align,
+    branch,
+    constant,
+    distances,
+    exchange,
+    maximum,
+    mid,
+    minimum,
+    mux,
+    nbr,
+    nbr_ids,
+    nbr_sense,
+    rep,
+    run,
+    sense,
+    share,
+    uid,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlignmentError", "Field", "FieldError", "Inbox", "NbrField", "Network", "RoundVM", "Trace", "aggregate", "align",
+    "branch", "constant", "distances", "exchange", "maximum", "mid", "minimum", "mux", "nbr", "nbr_ids", "nbr_sense",
+    "rep", "run", "sense", "share", "uid",
+]

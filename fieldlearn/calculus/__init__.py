@@ -1,0 +1,33 @@
+"""The field calculus: fields, alignment, the round VM and the constructs (numpy only; torch tensors handled lazily)."""
+from .constructs import (
+    aggregate,
+    align,
+    branch,
+    constant,
+    distances,
+    exchange,
+    maximum,
+    mid,
+    minimum,
+    mux,
+    nbr,
+    nbr_ids,
+    nbr_sense,
+    rep,
+    sense,
+    share,
+    uid,
+)
+from .fields import Domain, Field, FieldError, NbrField
+from .network import Graph, Network, graph_from_edges, knn_graph, radius_graph
+from .paths import AlignmentError
+from .pytree import register_pytree_node, tree_flatten, tree_map, tree_unflatten
+from .runner import Trace, run
+from .vm import Inbox, RoundVM
+
+__all__ = [
+    "AlignmentError", "Domain", "Field", "FieldError", "Graph", "Inbox", "NbrField", "Network", "RoundVM", "Trace",
+    "aggregate", "align", "branch", "constant", "distances", "exchange", "graph_from_edges", "knn_graph", "maximum",
+    "mid", "minimum", "mux", "nbr", "nbr_ids", "nbr_sense", "radius_graph", "register_pytree_node", "rep", "run",
+    "sense", "share", "tree_flatten", "tree_map", "tree_unflatten", "uid",
+]

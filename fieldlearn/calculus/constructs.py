@@ -1,0 +1,188 @@
+"""The field-calculus constructs users write programs with: nbr, rep, share, exchange, branch, mux, align, sense..."""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, TypeVar
+
+import numpy as np
+
+from .backend import is_torch
+from .fields import Field, NbrField
+from .pytree import tree_flatten, tree_unflatten
+from .vm import _active, current_vm
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def aggregate(fn: F) -> F:
+    """Mark a function as an aggregate block: each call gets its own path, so calls align by name and position."""
+    name = fn.__qualname__.replace(".<locals>", "")
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if not _active:
+            return fn(*args, **kwargs)
+        return _active[-1].call(name, fn, args, kwargs)
+
+    return call  # type: ignore[return-value]
+
+
+def nbr(value: Any) -> Any:
+    """Neighbour field of `value`: the current value at this device, each aligned neighbour's latest export there."""
+    return current_vm().nbr(value)
+
+
+def rep(init: Any, fn: Callable[[Any], Any]) -> Any:
+    """State across rounds: `fn(previous)`, where previous is this device's last result here, or `init`."""
+    return current_vm().rep(init, fn)
+
+
+def share(init: Any, fn: Callable[[Any], Any]) -> Any:
+    """`fn(n)` where `n` holds this device's previous shared value (or `init`) and its neighbours'; the result is sent."""
+    return current_vm().share(init, fn)
+
+
+def exchange(init: Any, fn: Callable[[Any], tuple[Any, Any]]) -> Any:
+    """`fn(n) -> (result, send)`: like share, but `send` may be a neighbour field (one message per neighbour).
+
+    Neighbours that were not in the sender's neighbourhood receive the sender's own (self) entry.
+    """
+    return current_vm().exchange(init, fn)
+
+
+def branch(cond: Any, then_fn: Callable[[], Any], else_fn: Callable[[], Any]) -> Any:
+    """Split the devices on `cond`: those where it holds run `then_fn`, the others `else_fn`; the sides never align."""
+    return current_vm().branch(cond, then_fn, else_fn)
+
+
+def align(key: Any) -> Any:
+    """`with align(key):` the constructs inside align only with neighbours that used the same key here."""
+    return current_vm().align(key)
+
+
+def mux(cond: Any, a: Any, b: Any) -> Any:
+    """Pointwise choice: `a` where `cond` holds, else `b` (both evaluated); works on nested values and neighbour fields."""
+    vm = current_vm()
+    dom = vm.domain
+    a_leaves, a_def = tree_flatten(a)
+    b_leaves, b_def = tree_flatten(b)
+    if a_def != b_def:
+        raise TypeError(f"mux's alternatives have different structures: {a_def} and {b_def}")
+    out = [_mux_leaf(vm, dom, cond, x, y) for x, y in zip(a_leaves, b_leaves)]
+    return tree_unflatten(a_def, out)
+
+
+def _mux_leaf(vm: Any, dom: Any, cond: Any, a: Any, b: Any) -> Any:
+    be = vm.backend
+    if any(isinstance(v, NbrField) for v in (cond, a, b)):
+        deepest = max((v.domain for v in (cond, a, b) if isinstance(v, (Field, NbrField))), key=lambda d: d.depth)
+        c, x, y = (_as_nbr(v, deepest, vm) for v in (cond, a, b))
+        mask = _and_masks(c.mask, x.mask, y.mask)
+        return NbrField(
+            deepest,
+            be.where(_expand(c.self_value, x.self_value), x.self_value, y.self_value),
+            be.where(_expand(c.values, x.values), x.values, y.values),
+            mask,
+        )
+    fields = [v for v in (cond, a, b) if isinstance(v, Field)]
+    target = max((f.domain for f in fields), key=lambda d: d.depth) if fields else dom
+    c = vm._rows(cond, target, "mux's condition")
+    x = vm._rows(a, target, "mux's first alternative") if isinstance(a, Field) else _const(a, be)
+    y = vm._rows(b, target, "mux's second alternative") if isinstance(b, Field) else _const(b, be)
+    like = x if hasattr(x, "ndim") and x.ndim else (y if hasattr(y, "ndim") else c)
+    return Field(be.where(_expand(c, like), x, y), target)
+
+
+def _const(v: Any, be: Any) -> Any:
+    if be.name == "torch" and not is_torch(v):
+        return be.asarray(v)
+    return v
+
+
+def _as_nbr(v: Any, dom: Any, vm: Any) -> NbrField:
+    if isinstance(v, NbrField):
+        return v.project(dom)
+    rows = vm._rows(v, dom, "mux's argument")
+    return NbrField(dom, rows, rows[dom.hood.rows(vm.backend)], None)
+
+
+def _and_masks(*masks: Any) -> Any:
+    out = None
+    for m in masks:
+        if m is not None:
+            out = m if out is None else out & m
+    return out
+
+
+def _expand(mask: Any, like: Any) -> Any:
+    extra = like.ndim - mask.ndim
+    return mask if extra <= 0 else mask.reshape(tuple(mask.shape) + (1,) * extra)
+
+
+def mid() -> Field:
+    """This device's id, as a field."""
+    vm = current_vm()
+    return Field(vm.domain.ids, vm.domain)
+
+
+uid = mid
+
+
+def sense(name: str) -> Field:
+    """The local sensor `name` (set per device on the network or by the simulator)."""
+    vm = current_vm()
+    dom = vm.domain
+    raw = vm._sensor(name)
+    if np.ndim(raw) == 0 and not is_torch(raw):
+        return Field(vm.backend.full((len(dom),), raw), dom)
+    if is_torch(raw) and raw.dim() == 0:
+        return Field(raw.expand(len(dom)).clone(), dom)
+    return Field(raw[dom.ids], dom)
+
+
+def nbr_sense(name: str, own: Any = 0.0) -> NbrField:
+    """A per-link sensor (e.g. `distance`) as a neighbour field; the device's own entry is `own`."""
+    vm = current_vm()
+    dom = vm.domain
+    hood = dom.hood
+    if name not in hood.edge_data:
+        known = ", ".join(sorted(hood.edge_data)) or "none"
+        raise KeyError(f"no link sensor named {name!r} (link sensors: {known})")
+    values = hood.edge_data[name]
+    return NbrField(dom, vm.backend.full((len(dom),), own, dtype=values.dtype), values, None)
+
+
+def distances() -> NbrField:
+    """Length of the link to every neighbour (0 to itself): the usual metric for gradients."""
+    return nbr_sense("distance", 0.0)
+
+
+def nbr_ids() -> NbrField:
+    """Each neighbour's id (and this device's own id as its self entry)."""
+    vm = current_vm()
+    dom = vm.domain
+    return NbrField(dom, dom.ids, dom.hood.neighbours, None)
+
+
+def constant(value: Any) -> Field:
+    """`value` at every device of the current domain, as a field."""
+    vm = current_vm()
+    return Field(vm._rows(value, vm.domain, "constant"), vm.domain)
+
+
+def minimum(a: Any, b: Any) -> Any:
+    """Pointwise minimum of fields or numbers."""
+    return mux(_lt(a, b), a, b)
+
+
+def maximum(a: Any, b: Any) -> Any:
+    """Pointwise maximum of fields or numbers."""
+    return mux(_lt(b, a), a, b)
+
+
+def _lt(a: Any, b: Any) -> Any:
+    if isinstance(a, (Field, NbrField)):
+        return a < b
+    if isinstance(b, (Field, NbrField)):
+        return b > a
+    return constant(a < b)
