@@ -115,11 +115,12 @@ class NumpyBackend:
             values = values.astype(bool, copy=False)
         if len(values) == 0:
             return np.full((n_rows,) + values.shape[1:], identity_of(op, values.dtype), dtype=values.dtype)
-        starts = np.minimum(indptr[:-1], len(values) - 1)
-        out = ufunc.reduceat(values, starts, axis=0)
         empty = indptr[1:] == indptr[:-1]
-        if empty.any():
-            out[empty] = identity_of(op, values.dtype)
+        if not empty.any():
+            return ufunc.reduceat(values, indptr[:-1], axis=0)
+        # reduceat needs strictly increasing starts: reduce the non-empty rows, give the others the identity
+        out = np.full((n_rows,) + values.shape[1:], identity_of(op, values.dtype), dtype=values.dtype)
+        out[~empty] = ufunc.reduceat(values, indptr[:-1][~empty], axis=0)
         return out
 
     def count(self, mask: np.ndarray | None, indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:

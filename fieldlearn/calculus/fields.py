@@ -132,7 +132,9 @@ class Field:
         if isinstance(other, NbrField):
             return other._binary(self, op, not reflected)
         a, b, dom = self._with(other)
-        if not isinstance(other, Field):
+        if isinstance(other, Field):
+            a, b = _per_device(a, b)
+        else:
             b = _trailing(b, a)
         return Field(op(b, a) if reflected else op(a, b), dom)
 
@@ -284,9 +286,13 @@ class NbrField:
         else:
             s_o = v_o = _trailing(other, me.self_value)
             mask = me.mask
+        s_m, v_m = me.self_value, me.values
+        if isinstance(other, (Field, NbrField)):
+            s_m, s_o = _per_device(s_m, s_o)
+            v_m, v_o = _per_device(v_m, v_o)
         if reflected:
-            return NbrField(dom, op(s_o, me.self_value), op(v_o, me.values), mask)
-        return NbrField(dom, op(me.self_value, s_o), op(me.values, v_o), mask)
+            return NbrField(dom, op(s_o, s_m), op(v_o, v_m), mask)
+        return NbrField(dom, op(s_m, s_o), op(v_m, v_o), mask)
 
     # -- reductions over neighbours -------------------------------------------------------
     def _reduce(self, op: str, include_self: bool, default: Any) -> Field:
@@ -430,6 +436,16 @@ class NbrField:
     def __invert__(self): return NbrField(self.domain, ~self.self_value, ~self.values, self.mask)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _per_device(a: Any, b: Any) -> tuple[Any, Any]:
+    """Broadcast two per-device arrays row by row: a value with fewer axes is repeated over the other's trailing axes."""
+    da, db = a.ndim, b.ndim
+    if da == db:
+        return a, b
+    if da < db:
+        return a.reshape(tuple(a.shape) + (1,) * (db - da)), b
+    return a, b.reshape(tuple(b.shape) + (1,) * (da - db))
 
 
 def _is_large(src: Any) -> bool:
