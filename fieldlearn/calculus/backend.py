@@ -146,8 +146,11 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, device: Any = "cpu", dtype: Any = None):
+        import warnings
+
         import torch
 
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         self.torch = torch
         self.device = torch.device(device)
         self.float_dtype = dtype or torch.get_default_dtype()
