@@ -1,0 +1,130 @@
+"""`python -m fieldlearn.sim SCENARIO.yaml [--seed N] [--set key.path=value ...] [--out DIR] [--device cpu|cuda]
+[--quiet] [--force]`: run a scenario, write its results, print a short summary.
+
+Exit codes: 0 done; 2 bad input (scenario file, YAML, schema, override, program not found, occupied --out),
+printed as one paragraph without a traceback; 1 the simulation failed while running.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import textwrap
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m fieldlearn.sim",
+        description="Run a fieldlearn scenario (YAML) with the discrete-event simulator and write CSV, JSON and "
+        "PNG results. Only the program the scenario names is run as code; the YAML is read with a safe loader.",
+    )
+    p.add_argument("scenario", help="the scenario file, e.g. scenarios/grid.yaml")
+    p.add_argument("--seed", type=int, help="override the scenario's seed")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a scenario value, e.g. --set duration.rounds=10 --set links.radius=2 (repeatable)")
+    p.add_argument("--out", help="result folder (default: results/NAME, or a fresh results/NAME-TIMESTAMP if that "
+                                 "one holds results already)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where rounds run (default cpu)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    p.add_argument("--force", action="store_true", help="replace the previous results in a non-empty --out folder")
+    return p
+
+
+def _fail(code: int, message: str) -> int:
+    print(textwrap.fill(f"error: {message}", width=100, break_long_words=False, break_on_hyphens=False), file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    from .errors import ScenarioError
+    from .engine import SimulationError
+    from .runner import default_out_dir, run_scenario
+    from .scenario import load_scenario
+
+    overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
+    try:
+        scenario = load_scenario(args.scenario, overrides)
+        out = Path(args.out) if args.out else default_out_dir(scenario)
+        bar = _progress(scenario, args.quiet)
+        try:
+            result = run_scenario(scenario, out, force=args.force, device=args.device, progress=bar.update if bar else None)
+        finally:
+            if bar:
+                bar.close()
+    except ScenarioError as exc:
+        return _fail(2, str(exc))
+    except SimulationError as exc:
+        traceback.print_exception(exc.error, file=sys.stderr)
+        return _fail(1, f"{args.scenario}: {exc}")
+    except KeyboardInterrupt:
+        return _fail(1, "interrupted; no results were written")
+    except Exception as exc:  # a bug or an environment failure: show everything
+        traceback.print_exc(file=sys.stderr)
+        return _fail(1, f"{args.scenario}: the run failed: {type(exc).__name__}: {exc}")
+    if not args.quiet:
+        _print_summary(result)
+    return 0
+
+
+class _Bar:
+    """A tqdm bar in rounds (time / period), refreshed at most every 0.2 s, shown only on runs longer than 1 s."""
+
+    def __init__(self, total: float, period: float):
+        from tqdm import tqdm
+
+        self.period = period
+        self.bar = tqdm(total=int(math.ceil(total)), unit="round", delay=1.0, mininterval=0.2, dynamic_ncols=True,
+                        file=sys.stderr, leave=False)
+        self.done = 0
+        self.last = 0.0
+
+    def update(self, t: float) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.1:
+            return
+        self.last = now
+        n = int(t / self.period) + 1
+        if n > self.done:
+            self.bar.update(n - self.done)
+            self.done = n
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _progress(scenario: Any, quiet: bool) -> _Bar | None:
+    if quiet:
+        return None
+    return _Bar(scenario.end_time / scenario.period, scenario.period)
+
+
+def _print_summary(result: Any) -> None:
+    s = result.scenario
+    e = result.engine
+    rounds = s.end_time / s.period
+    rate = rounds / result.wall_seconds if result.wall_seconds > 0 else float("inf")
+    print(f"{s.name}: {e.capacity} devices, {rounds:g} rounds (t = {s.end_time:g}) in {result.wall_seconds:.2f} s "
+          f"({rate:,.0f} rounds/s, {e.device_rounds / max(result.wall_seconds, 1e-9):,.0f} device-rounds/s)")
+    if e.faults_log:
+        print("faults: " + ", ".join(f"{f.kind}@{f.time:g}({f.count})" for f in e.faults_log))
+    final = {k: v for k, v in result.final.items() if k != "time"}
+    if final:
+        print("final: " + ", ".join(f"{k}={_short(v)}" for k, v in final.items()))
+    if result.out is not None:
+        print(f"results in {result.out}/: " + ", ".join(result.files))
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Initial device placement: grid (with jitter), random inside an area, explicit points, networkx graph layouts."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from shapely.geometry import Polygon
+
+from . import scenario as S
+from .regions import Regions, generator_uniform, sample_in_polygon
+
+
+@dataclass
+class Placement:
+    """Positions of a deployment's devices and, for graph deployments, their edges (local indices)."""
+
+    positions: np.ndarray
+    edges: np.ndarray  # (m, 2) int64, local indices
+
+
+def area_polygon(region: str | None, polygon: list | None, box: list | None, regions: Regions) -> Polygon:
+    """The polygon named by a region / polygon / box triple (exactly one of them is set)."""
+    if region is not None:
+        return regions.polygon(region)
+    if polygon is not None:
+        return Polygon(polygon)
+    return Polygon(S.box_polygon(box))  # type: ignore[arg-type]
+
+
+def place(dep: S.GridDeployment | S.RandomDeployment | S.PointsDeployment | S.GraphDeployment,
+          rng: np.random.Generator, regions: Regions) -> Placement:
+    """Where the devices of one deployment start."""
+    no_edges = np.zeros((0, 2), dtype=np.int64)
+    if isinstance(dep, S.GridDeployment):
+        return Placement(_grid(dep, rng), no_edges)
+    if isinstance(dep, S.RandomDeployment):
+        poly = area_polygon(dep.region, dep.polygon, dep.box, regions)
+        return Placement(sample_in_polygon(poly, dep.count, generator_uniform(rng, dep.count)), no_edges)
+    if isinstance(dep, S.PointsDeployment):
+        return Placement(np.asarray(dep.points, dtype=np.float64).reshape(-1, 2), no_edges)
+    return _graph(dep, rng)
+
+
+def _grid(dep: S.GridDeployment, rng: np.random.Generator) -> np.ndarray:
+    rows, cols = dep.shape()
+    n = dep.n_devices
+    k = np.arange(n)
+    pos = np.column_stack([k % cols, k // cols]).astype(np.float64) * dep.spacing + np.asarray(dep.origin)
+    if dep.jitter > 0:
+        pos += rng.uniform(-dep.jitter, dep.jitter, size=(n, 2))
+    return pos
+
+
+def _graph(dep: S.GraphDeployment, rng: np.random.Generator) -> Placement:
+    import networkx as nx
+
+    g = dep._graph
+    nodes = list(g.nodes)
+    index = {v: i for i, v in enumerate(nodes)}
+    edges = np.asarray([(index[u], index[v]) for u, v in g.edges], dtype=np.int64).reshape(-1, 2)
+    layout = dep.layout
+    if layout == "auto":
+        if all("pos" in a for _, a in g.nodes(data=True)):
+            layout = "pos"
+        elif all(isinstance(v, tuple) and len(v) == 2 for v in nodes):
+            layout = "grid"
+        else:
+            layout = "spring"
+    seed = int(rng.integers(2**31))
+    if layout == "pos":
+        pos = np.asarray([g.nodes[v]["pos"][:2] for v in nodes], dtype=np.float64)
+    elif layout == "grid":
+        pos = np.asarray([(v[1], v[0]) for v in nodes], dtype=np.float64)
+    elif layout == "spring":
+        lay = nx.spring_layout(g, seed=seed)
+        pos = np.asarray([lay[v] for v in nodes], dtype=np.float64)
+    elif layout == "random":
+        pos = rng.random((len(nodes), 2))
+    else:
+        fn = {"circular": nx.circular_layout, "shell": nx.shell_layout, "spectral": nx.spectral_layout,
+              "kamada_kawai": nx.kamada_kawai_layout}[layout]
+        lay = fn(g) if len(nodes) > 2 or layout != "spectral" else nx.circular_layout(g)
+        pos = np.asarray([lay[v] for v in nodes], dtype=np.float64)
+    pos = pos.reshape(-1, 2) * dep.scale + np.asarray(dep.origin)
+    return Placement(pos, edges)

@@ -1,0 +1,72 @@
+"""Per-row metrics: built-in ones, and a registry through which programs (e.g. learning ones) add their own."""
+from __future__ import annotations
+
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from .errors import ScenarioError
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+Metric = Callable[["Engine"], Any]
+"""A metric receives the engine (positions, alive, outputs, sensors, graph, time, vm...) and returns a number
+or a dict of numbers (written as columns `name.key`)."""
+
+_REGISTRY: dict[str, Metric] = {}
+
+
+def register_metric(name: str, fn: Metric | None = None) -> Any:
+    """Make metric `name` available to scenarios' `exports.metrics`; usable as a decorator."""
+
+    def add(f: Metric) -> Metric:
+        _REGISTRY[name] = f
+        return f
+
+    return add(fn) if fn is not None else add
+
+
+def _mean_degree(e: "Engine") -> float:
+    n = int(e.alive.sum())
+    return e.graph.n_links / n if n else 0.0
+
+
+BUILTIN: dict[str, Metric] = {
+    "devices": lambda e: int(e.alive.sum()),
+    "crashed": lambda e: int(e.crashed.sum()),
+    "links": lambda e: int(e.graph.n_links),
+    "degree": _mean_degree,
+    "device_rounds": lambda e: int(e.device_rounds),
+    "batches": lambda e: int(e.batches),
+    "graph_builds": lambda e: int(e.env.rebuilds),
+    "connected": lambda e: _components(e) == 1,
+    "components": lambda e: _components(e),
+}
+
+
+def _components(e: "Engine") -> int:
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    ids = np.flatnonzero(e.alive)
+    if len(ids) == 0:
+        return 0
+    g = e.graph
+    m = csr_matrix((np.ones(g.n_links), g.neighbours, g.indptr), shape=(e.capacity, e.capacity))
+    sub = m[ids][:, ids]
+    return int(connected_components(sub, directed=False)[0])
+
+
+def resolve_metric(name: str, module: ModuleType | None, path: str) -> Metric:
+    """The metric called `name`: the program module's `metrics` dict first, then registered, then built-in."""
+    own = getattr(module, "metrics", None) if module is not None else None
+    if isinstance(own, dict) and name in own:
+        return own[name]
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if name in BUILTIN:
+        return BUILTIN[name]
+    known = sorted(set(BUILTIN) | set(_REGISTRY) | (set(own) if isinstance(own, dict) else set()))
+    raise ScenarioError(f"unknown metric {name!r} (available: {', '.join(known)})", path)

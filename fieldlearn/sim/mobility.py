@@ -1,0 +1,223 @@
+"""Mobility models, vectorised over the devices they move: static, tour, random waypoint, CSV trace."""
+from __future__ import annotations
+
+import numpy as np
+from shapely.geometry import Polygon
+
+from . import scenario as S
+from .deployments import area_polygon
+from .regions import Regions, sample_in_polygon
+from .rng import counter_uniform
+
+
+class MobilityModel:
+    """Moves a fixed set of devices (`ids`, global); `positions(t)` must be called with non-decreasing `t`."""
+
+    def __init__(self, ids: np.ndarray):
+        self.ids = np.asarray(ids, dtype=np.int64)
+
+    def start(self, t0: float, positions: np.ndarray) -> None:
+        """The devices appear at `t0` at `positions` (their deployment places)."""
+        self._static = np.array(positions, dtype=np.float64)
+
+    def positions(self, t: float) -> np.ndarray:
+        """Positions of `ids` at time `t`, shape (len(ids), 2)."""
+        return self._static
+
+
+class LegMobility(MobilityModel):
+    """A device travels leg after leg: from where it is to a target (at a speed, or jumping), then dwells there.
+
+    Leg L of device d has target, speed and dwell fixed by (d, L) alone, so positions do not depend on when or
+    how often they are evaluated.
+    """
+
+    MAX_LEGS_PER_CALL = 100_000
+
+    def start(self, t0: float, positions: np.ndarray) -> None:
+        n = len(self.ids)
+        self.leg = np.zeros(n, dtype=np.int64)
+        self.a = np.array(positions, dtype=np.float64).reshape(n, 2)
+        self.s = np.full(n, float(t0))
+        self._begin(np.arange(n))
+
+    def _begin(self, idx: np.ndarray) -> None:
+        """Set target, arrival and departure of the current leg of devices `idx` (start point and time set)."""
+        leg = self.leg[idx]
+        b = self.target(idx, leg)
+        if not hasattr(self, "b"):
+            self.b = np.zeros_like(self.a)
+            self.r = np.zeros(len(self.ids))
+            self.e = np.zeros(len(self.ids))
+        self.b[idx] = b
+        speed = self.speed(idx, leg)
+        dist = np.linalg.norm(b - self.a[idx], axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            travel = np.where(np.isinf(speed), 0.0, dist / speed)
+        self.r[idx] = self.s[idx] + travel
+        self.e[idx] = self.r[idx] + self.dwell(idx, leg)
+
+    def positions(self, t: float) -> np.ndarray:
+        for _ in range(self.MAX_LEGS_PER_CALL):
+            due = np.flatnonzero(t >= self.e)
+            if len(due) == 0:
+                break
+            self.leg[due] += 1
+            self.s[due] = self.e[due]
+            self.a[due] = self.b[due]
+            self._begin(due)
+        else:
+            raise RuntimeError("a mobility model made no progress in time (zero dwell and zero travel)")
+        span = self.r - self.s
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.where(span > 0, np.clip((t - self.s) / span, 0.0, 1.0), 1.0)
+        return self.a + (self.b - self.a) * frac[:, None]
+
+    def target(self, idx: np.ndarray, leg: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def speed(self, idx: np.ndarray, leg: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def dwell(self, idx: np.ndarray, leg: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+def _points_in(poly: Polygon, gids: np.ndarray, leg: np.ndarray, key: int, what: str) -> np.ndarray:
+    """One uniform point in `poly` per (device, leg), fixed by those counters."""
+    return sample_in_polygon(poly, len(gids), lambda attempt, comp: counter_uniform(key, gids, leg, attempt, comp), what)
+
+
+def _center(poly: Polygon) -> np.ndarray:
+    c = poly.centroid
+    if not poly.contains(c):
+        c = poly.representative_point()
+    return np.array([c.x, c.y])
+
+
+class TourMobility(LegMobility):
+    """Visit stops (regions or points) in turn, dwelling a number of rounds (or a time) in each."""
+
+    def __init__(self, ids: np.ndarray, spec: S.Tour, regions: Regions, period: float, key: int):
+        super().__init__(ids)
+        self.spec, self.key = spec, key
+        self.stops: list[Polygon | np.ndarray] = [
+            regions.polygon(s) if isinstance(s, str) else np.asarray(s, dtype=np.float64) for s in spec.stops
+        ]
+        self.stop_names = [s if isinstance(s, str) else f"point {s}" for s in spec.stops]
+        m = len(self.stops)
+        dwell = spec.dwell if spec.dwell is not None else spec.dwell_time
+        scale = period if spec.dwell is not None else 1.0
+        self.dwells = np.broadcast_to(np.asarray(dwell, dtype=np.float64) * scale, (m,)).copy()
+        local = np.arange(len(self.ids))
+        if spec.start == "first":
+            self.offset = np.zeros(len(self.ids), dtype=np.int64)
+        elif spec.start == "spread":
+            self.offset = local % m
+        else:
+            self.offset = np.floor(counter_uniform(key, self.ids, -1) * m).astype(np.int64)
+        self._speed = np.inf if spec.speed is None else float(spec.speed)
+
+    def stop_index(self, idx: np.ndarray, leg: np.ndarray) -> np.ndarray:
+        """Which stop leg `leg` of devices `idx` goes to."""
+        m = len(self.stops)
+        k = self.offset[idx] + leg
+        return k % m if self.spec.repeat else np.minimum(k, m - 1)
+
+    def target(self, idx: np.ndarray, leg: np.ndarray) -> np.ndarray:
+        stop = self.stop_index(idx, leg)
+        out = np.empty((len(idx), 2))
+        for j in np.unique(stop):
+            sel = stop == j
+            where = self.stops[j]
+            if isinstance(where, np.ndarray):
+                out[sel] = where
+            elif self.spec.placement == "center":
+                out[sel] = _center(where)
+            else:
+                out[sel] = _points_in(where, self.ids[idx[sel]], leg[sel], self.key, f"region {self.stop_names[j]!r}")
+        return out
+
+    def speed(self, idx: np.ndarray, leg: np.ndarray) -> np.ndarray:
+        return np.full(len(idx), self._speed)
+
+    def dwell(self, idx: np.ndarray, leg: np.ndarray) -> np.ndarray:
+        stop = self.stop_index(idx, leg)
+        d = self.dwells[stop]
+        if not self.spec.repeat:
+            d = np.where(self.offset[idx] + leg >= len(self.stops) - 1, np.inf, d)
+        return d
+
+
+class RandomWaypointMobility(LegMobility):
+    """Travel at a (random) speed to a random point of an area, pause, repeat."""
+
+    def __init__(self, ids: np.ndarray, spec: S.RandomWaypoint, regions: Regions, period: float, key: int):
+        super().__init__(ids)
+        self.key = key
+        self.area = area_polygon(spec.region, spec.polygon, spec.box, regions)
+        self.what = f"region {spec.region!r}" if spec.region else "waypoint area"
+        self.speed_range = np.broadcast_to(np.asarray(spec.speed, dtype=np.float64), (2,))
+        pause = spec.pause if spec.pause is not None else (spec.pause_time if spec.pause_time is not None else 0.0)
+        scale = period if spec.pause is not None else 1.0
+        self.pause_range = np.broadcast_to(np.asarray(pause, dtype=np.float64) * scale, (2,))
+
+    def _draw(self, lo_hi: np.ndarray, idx: np.ndarray, leg: np.ndarray, comp: int) -> np.ndarray:
+        lo, hi = lo_hi
+        if lo == hi:
+            return np.full(len(idx), lo)
+        return lo + (hi - lo) * counter_uniform(self.key, self.ids[idx], leg, -1, comp)
+
+    def target(self, idx: np.ndarray, leg: np.ndarray) -> np.ndarray:
+        return _points_in(self.area, self.ids[idx], leg, self.key, self.what)
+
+    def speed(self, idx: np.ndarray, leg: np.ndarray) -> np.ndarray:
+        return self._draw(self.speed_range, idx, leg, 7)
+
+    def dwell(self, idx: np.ndarray, leg: np.ndarray) -> np.ndarray:
+        return self._draw(self.pause_range, idx, leg, 8)
+
+
+class TraceMobility(MobilityModel):
+    """Positions linearly interpolated from samples (time, device, x, y); before the first and after the last
+    sample a device stays at that sample; devices without samples stay where deployed."""
+
+    def __init__(self, ids: np.ndarray, data: np.ndarray):
+        super().__init__(ids)
+        self.t = data[:, 0]
+        self.dev = data[:, 1].astype(np.int64)
+        self.xy = data[:, 2:4]
+        n = len(self.ids)
+        self.lo = np.searchsorted(self.dev, np.arange(n), side="left")
+        self.hi = np.searchsorted(self.dev, np.arange(n), side="right")
+        self.traced = self.hi > self.lo
+        self.tmin, self.tmax = float(self.t.min()), float(self.t.max())
+        self.span = self.tmax - self.tmin + 1.0
+        self.keys = self.dev * self.span + (self.t - self.tmin)
+
+    def positions(self, t: float) -> np.ndarray:
+        out = self._static.copy()
+        devs = np.flatnonzero(self.traced)
+        tc = min(max(t, self.tmin), self.tmax)
+        q = devs * self.span + (tc - self.tmin)
+        i = np.searchsorted(self.keys, q, side="right") - 1
+        i = np.clip(i, self.lo[devs], self.hi[devs] - 1)
+        j = np.minimum(i + 1, self.hi[devs] - 1)
+        t0, t1 = self.t[i], self.t[j]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.where(t1 > t0, np.clip((t - t0) / (t1 - t0), 0.0, 1.0), 0.0)
+        frac = np.where(t <= t0, 0.0, frac)
+        out[devs] = self.xy[i] + (self.xy[j] - self.xy[i]) * frac[:, None]
+        return out
+
+
+def make_mobility(spec: S.Static | S.Tour | S.RandomWaypoint | S.Trace, ids: np.ndarray, regions: Regions,
+                  period: float, key: int) -> MobilityModel | None:
+    """The model for one deployment's devices, or None when they never move."""
+    if isinstance(spec, S.Tour):
+        return TourMobility(ids, spec, regions, period, key)
+    if isinstance(spec, S.RandomWaypoint):
+        return RandomWaypointMobility(ids, spec, regions, period, key)
+    if isinstance(spec, S.Trace):
+        return TraceMobility(ids, spec._data)
+    return None

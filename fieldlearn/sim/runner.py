@@ -1,0 +1,127 @@
+"""Running a scenario end to end: engine, recorder, result folder; the API behind `python -m fieldlearn.sim`."""
+from __future__ import annotations
+
+import json
+import time as _time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import scenario as S
+from .engine import Engine
+from .errors import ScenarioError
+from .export import Recorder, write_results
+
+
+class OutputExists(ScenarioError):
+    """The chosen result folder already holds files and --force was not given."""
+
+
+@dataclass
+class Result:
+    """A finished run: the engine (final state), the recorded rows, the final statistics and the files written."""
+
+    scenario: S.Scenario
+    engine: Engine
+    columns: list[str]
+    rows: list[list[Any]]
+    final: dict[str, Any]
+    summary: dict[str, Any]
+    out: Path | None = None
+    files: list[str] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    def column(self, name: str) -> np.ndarray:
+        """One CSV column over the rows, as floats."""
+        i = self.columns.index(name)
+        return np.array([np.nan if r[i] is None else float(r[i]) for r in self.rows])
+
+    def output(self, name: str) -> np.ndarray:
+        """Final per-device values of a program output (NaN where a device has none or is down)."""
+        values, valid = self.engine.output(name)
+        return np.where(valid, values.astype(np.float64), np.nan)
+
+
+def default_out_dir(scenario: S.Scenario, root: Path = Path("results")) -> Path:
+    """`results/NAME` if free or empty, else a fresh `results/NAME-YYYYmmdd-HHMMSS[-k]` (never reuses results)."""
+    name = scenario.name or "scenario"
+    base = root / name
+    if not base.exists() or (base.is_dir() and not any(base.iterdir())):
+        return base
+    stamp = _time.strftime("%Y%m%d-%H%M%S")
+    cand = root / f"{name}-{stamp}"
+    k = 2
+    while cand.exists():
+        cand = root / f"{name}-{stamp}-{k}"
+        k += 1
+    return cand
+
+
+def prepare_out_dir(out: Path, force: bool) -> None:
+    """Create `out`; refuse a non-empty folder unless `force`, then remove only the files a previous run listed."""
+    if out.exists() and not out.is_dir():
+        raise OutputExists(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise OutputExists(
+                f"--out {out}: the folder already holds files; results are never overwritten silently. "
+                "Pass --force to replace the previous results there, or choose another --out (without --out a "
+                "fresh folder under results/ is used)"
+            )
+        old = out / "summary.json"
+        try:
+            listed = json.loads(old.read_text()).get("files", []) if old.is_file() else []
+        except (OSError, ValueError):
+            listed = []
+        for name in listed:
+            p = out / str(name)
+            if p.parent == out and p.is_file():
+                p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def run_scenario(
+    scenario: S.Scenario,
+    out: str | Path | None = None,
+    *,
+    force: bool = False,
+    device: str = "cpu",
+    progress: Callable[[float], None] | None = None,
+    program: Callable[..., Any] | None = None,
+) -> Result:
+    """Run a validated scenario; write its result files into `out` when given (None: keep results in memory)."""
+    out_path = Path(out) if out is not None else None
+    if out_path is not None:
+        prepare_out_dir(out_path, force)
+    engine = Engine(scenario, program, device=device)
+    recorder = Recorder(engine)
+    started = _time.perf_counter()
+    engine.run(progress=progress)
+    recorder.finish(engine)
+    wall = _time.perf_counter() - started
+    summary = make_summary(scenario, engine, recorder)
+    files: list[str] = []
+    if out_path is not None:
+        files = write_results(out_path, recorder, summary, scenario.to_yaml())
+    return Result(scenario, engine, recorder.columns or [], recorder.rows, recorder.final, summary, out_path, files, wall)
+
+
+def make_summary(scenario: S.Scenario, e: Engine, rec: Recorder) -> dict[str, Any]:
+    """The JSON summary: what ran, how much, the faults, and the final statistics (no wall-clock values)."""
+    return {
+        "scenario": scenario.name,
+        "description": scenario.description,
+        "seed": scenario.seed,
+        "program": scenario.program.name,
+        "devices": e.capacity,
+        "alive_at_end": int(e.alive.sum()),
+        "end_time": e.end_time,
+        "device_rounds": e.device_rounds,
+        "batches": e.batches,
+        "graph_builds": e.env.rebuilds,
+        "rows": len(rec.rows),
+        "faults": [{"time": f.time, "kind": f.kind, "count": f.count} for f in e.faults_log],
+        "final": rec.final,
+    }

@@ -1,0 +1,218 @@
+"""fieldlearn.sim.engine: batching, retention, loss, faults as events, positions at event times, determinism."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from fieldlearn import rep, sense
+from fieldlearn.sim.engine import Engine, SimulationError
+from fieldlearn.sim.scenario import parse_scenario
+from sim_helpers import BASE, gradient_program, heard_program
+
+SCEN = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def scenario(**changes):
+    data = copy.deepcopy(BASE)
+    for k, v in changes.items():
+        data[k] = v
+    return parse_scenario(data, base_dir=SCEN)
+
+
+def spy(engine):
+    """Record (time, batch, inbox) of every vm.round call."""
+    calls = []
+    inner = engine.vm.round
+
+    def round_(batch, inbox):
+        calls.append((engine.time, np.array(batch), inbox))
+        return inner(batch, inbox)
+
+    engine.vm.round = round_
+    return calls
+
+
+def test_sync_rounds_form_one_batch_per_tick():
+    e = Engine(scenario(), gradient_program)
+    calls = spy(e)
+    e.run()
+    assert [c[0] for c in calls] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert all(len(c[1]) == 9 for c in calls)
+    assert e.device_rounds == 45 and e.batches == 5
+
+
+def test_dirac_batches_and_quantised_phases():
+    e = Engine(scenario(schedule={"kind": "dirac", "period": 1.0}), gradient_program)
+    calls = spy(e)
+    e.run()
+    assert all(len(c[1]) == 1 for c in calls) and len(calls) == 45
+    q = Engine(scenario(schedule={"kind": "dirac", "period": 1.0, "phases": 2}), gradient_program)
+    qc = spy(q)
+    q.run()
+    assert len(qc) <= 10 and sum(len(c[1]) for c in qc) == 45
+    times = [c[0] for c in qc]
+    assert len(times) == len(set(times))  # one batch per instant
+
+
+def test_join_devices_batch_with_the_others_at_the_same_instant():
+    s = scenario(faults=[{"at": 2, "kind": "join", "deployment": {"kind": "points", "points": [[1, 1.5]]}}])
+    e = Engine(s, gradient_program)
+    calls = spy(e)
+    e.run()
+    sizes = [len(c[1]) for c in calls]
+    assert sizes == [9, 9, 10, 10, 10]
+    assert e.alive[9] and e.rounds[9] == 3
+
+
+def test_gradient_equals_networkx_shortest_paths():
+    s = scenario(duration={"rounds": 12}, deployments=[{"kind": "grid", "rows": 4, "cols": 5, "jitter": 0.2}],
+                 links={"rule": "radius", "radius": 1.6})
+    e = Engine(s, gradient_program)
+    e.run()
+    g = e.graph
+    G = nx.Graph()
+    G.add_nodes_from(range(20))
+    G.add_weighted_edges_from(zip(g.rows().tolist(), g.neighbours.tolist(), g.distance.tolist()))
+    want = nx.single_source_dijkstra_path_length(G, 0)
+    got = e.outputs["gradient"]
+    for i in range(20):
+        assert got[i] == pytest.approx(want.get(i, np.inf))
+
+
+@pytest.mark.parametrize("retention, heard", [(0.5, 0), (1.0, None), (None, None)])
+def test_retention_on_sync_ticks(retention, heard):
+    e = Engine(scenario(links={"rule": "radius", "radius": 1.1, "retention": retention}), heard_program)
+    e.run()
+    degree = np.diff(e.graph.indptr)
+    assert np.array_equal(e.outputs["heard"], degree if heard is None else np.zeros(9))
+
+
+def test_retention_drops_exactly_the_stale_senders():
+    s = scenario(duration={"rounds": 30}, schedule={"kind": "exponential", "rate": 1.0},
+                 links={"rule": "radius", "radius": 1.5, "retention": 1.3})
+    e = Engine(s, heard_program)
+    seen = []
+    inner = e.vm.round
+
+    def check(batch, inbox):
+        g = e.graph
+        t = e.time
+        for row, d in enumerate(batch):
+            got = set(inbox.neighbours[inbox.indptr[row]:inbox.indptr[row + 1]].tolist())
+            nbrs = g.neighbours[g.indptr[d]:g.indptr[d + 1]]
+            want = {int(j) for j in nbrs if e.last_round[j] >= t - 1.3}
+            assert got == want
+            seen.append(len(nbrs) - len(want))
+        return inner(batch, inbox)
+
+    e.vm.round = check
+    e.run()
+    assert sum(seen) > 0  # some messages did expire
+
+
+def test_loss_is_seeded_bernoulli_per_link_and_round():
+    def run(seed, loss):
+        s = scenario(seed=seed, duration={"rounds": 200}, deployments=[{"kind": "grid", "rows": 6, "cols": 6}],
+                     links={"rule": "radius", "radius": 1.5, "loss": loss})
+        e = Engine(s, heard_program)
+        total = []
+        e.round_hooks.append(lambda eng, ids, outs: total.append(outs["heard"].sum()))
+        e.run()
+        return np.array(total[1:]), e.graph.n_links
+
+    got, links = run(1, 0.3)
+    assert abs(got.mean() / links - 0.7) < 0.02
+    assert np.array_equal(run(1, 0.3)[0], got)
+    assert not np.array_equal(run(2, 0.3)[0], got)
+    assert np.all(run(1, 0.0)[0] == links)
+
+
+def test_crash_restart_forgets_state_and_messages():
+    s = scenario(duration={"rounds": 12}, faults=[{"at": 3, "kind": "crash", "devices": {"ids": [4]}, "restart": 4}])
+    e = Engine(s, lambda: {"count": rep(0, lambda c: c + 1)})
+    e.run(until=5)
+    assert not e.alive[4] and e.crashed[4]
+    assert np.diff(e.graph.indptr)[4] == 0 and 4 not in e.graph.neighbours
+    assert e.outputs["count"][0] == 5 and e.rounds[4] == 3
+    assert not e.output("count")[1][4]
+    e.run()
+    assert e.alive[4] and e.outputs["count"][4] == 12 - 7  # restarted at t=7 from scratch
+    assert [(f.kind, f.time) for f in e.faults_log] == [("crash", 3.0), ("restart", 7.0)]
+
+
+def test_move_sensor_cut_restore_faults():
+    s = scenario(
+        duration={"rounds": 10},
+        faults=[
+            {"at": 2, "kind": "move", "devices": {"ids": [8]}, "to": [10, 10]},
+            {"at": 3, "kind": "sensor", "devices": {"nearest": [2, 2]}, "sensor": "source", "value": True},
+            {"at": 4, "kind": "cut", "name": "w", "wall": [[0.5, -1], [0.5, 5]]},
+            {"at": 6, "kind": "restore", "name": "w"},
+        ],
+    )
+    e = Engine(s, gradient_program)
+    e.run(until=2.5)
+    assert e.positions[8].tolist() == [10, 10] and np.diff(e.graph.indptr)[8] == 0
+    e.run(until=3.5)
+    assert e.sensors["source"].nonzero()[0].tolist() == [0, 5]  # nearest to (2, 2): 5 and 7 tie, lower id wins
+    e.run(until=5)
+    rows = e.graph.rows()
+    xs = e.positions[:, 0]
+    assert not np.any((xs[rows] < 0.5) & (xs[e.graph.neighbours] > 0.5))
+    e.run()
+    assert e.graph.n_links == 24 - 4  # 3x3 grid: 12 edges both ways, minus the two of device 8 (moved away)
+    assert [f.count for f in e.faults_log] == [1, 1, 1, 1]
+
+
+def test_positions_evaluated_at_each_round_time():
+    s = scenario(
+        duration={"rounds": 9},
+        schedule={"kind": "sync", "period": 0.5},
+        regions=[{"name": "A", "box": [0, 0, 5, 5]}, {"name": "B", "box": [10, 0, 15, 5]}],
+        deployments=[{"kind": "points", "points": [[1, 1]],
+                      "mobility": {"kind": "tour", "stops": [[1.0, 1.0], [11.0, 1.0]], "dwell_time": 2.0, "speed": 5.0}}],
+    )
+    e = Engine(s, lambda: {"pos": sense("position"), "region": sense("region"), "t": sense("time") + 0 * sense("id")})
+    got = []
+    e.round_hooks.append(lambda eng, ids, outs: got.append((float(outs["t"][0]), outs["pos"][0].tolist(),
+                                                            int(outs["region"][0]))))
+    e.run()
+    expect_x = {0.0: 1, 1.0: 1, 2.0: 1, 2.5: 3.5, 3.0: 6, 4.0: 11, 4.5: 11}
+    for t, pos, region in got:
+        if t in expect_x:
+            assert pos[0] == pytest.approx(expect_x[t]), t
+        assert region == (0 if pos[0] <= 5 else 1 if pos[0] >= 10 else -1)
+
+
+def test_same_seed_same_everything_and_program_errors_wrapped():
+    s = scenario(duration={"rounds": 20}, schedule={"kind": "exponential"}, links={"rule": "radius", "radius": 1.5,
+                                                                                    "loss": 0.2})
+    a, b = Engine(s, gradient_program), Engine(s, gradient_program)
+    a.run()
+    b.run()
+    assert np.array_equal(a.outputs["gradient"], b.outputs["gradient"]) and a.batches == b.batches
+
+    def broken():
+        raise ZeroDivisionError("boom")
+
+    with pytest.raises(SimulationError, match="at time 0: ZeroDivisionError: boom"):
+        Engine(scenario(), broken).run()
+
+
+def test_mobility_step_moves_devices_only_at_update_instants():
+    s = scenario(
+        duration={"rounds": 8},
+        mobility_step=2.0,
+        deployments=[{"kind": "points", "points": [[0, 0]],
+                      "mobility": {"kind": "tour", "stops": [[0.0, 0.0], [8.0, 0.0]], "dwell_time": 0.5, "speed": 1.0}}],
+    )
+    e = Engine(s, lambda: {"pos": sense("position")})
+    xs = []
+    e.round_hooks.append(lambda eng, ids, outs: xs.append(float(outs["pos"][0][0])))
+    e.run()
+    # exact motion would be x = t - 0.5 from t = 0.5; updates at 0, 2, 4, 6 hold for two rounds each
+    assert xs == [0.0, 0.0, 1.5, 1.5, 3.5, 3.5, 5.5, 5.5]

@@ -1,0 +1,99 @@
+"""fieldlearn.sim.mobility: tour timing and region membership are exact; waypoint and trace models."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fieldlearn.sim import scenario as S
+from fieldlearn.sim.mobility import RandomWaypointMobility, TourMobility, TraceMobility
+from fieldlearn.sim.regions import Regions
+
+REGIONS = Regions(["A", "B", "C"], [S.box_polygon([0, 0, 10, 10]), S.box_polygon([20, 0, 30, 10]),
+                                     S.box_polygon([0, 20, 10, 30])])
+
+
+def tour(**kw):
+    spec = S.Tour(kind="tour", **kw)
+    ids = np.arange(5)
+    m = TourMobility(ids, spec, REGIONS, period=2.0, key=123)
+    m.start(0.0, np.full((5, 2), 50.0))
+    return m
+
+
+def test_tour_jump_is_in_each_region_for_exactly_its_dwell():
+    m = tour(stops=["A", "B", "C"], dwell=3)  # 3 rounds of period 2: 6 time units per stop
+    for t in np.arange(0, 40, 0.5):
+        want = int(t // 6) % 3
+        assert np.all(REGIONS.index_of(m.positions(t)) == want), t
+
+
+def test_tour_dwell_time_list_start_spread_and_no_repeat():
+    m = tour(stops=["A", [25.0, 5.0], "C"], dwell_time=[1.0, 2.0, 4.0], start="spread", repeat=False)
+    # device d starts at stop d % 3 and walks forward to the last stop, where it stays
+    t_expect = {0: [(0.5, 0), (1.5, 1), (3.5, 2), (100, 2)], 1: [(0.5, 1), (2.5, 2), (99, 2)], 2: [(0.1, 2), (50, 2)]}
+    for d, checks in t_expect.items():
+        for t, stop in checks:
+            pos = tour(stops=["A", [25.0, 5.0], "C"], dwell_time=[1.0, 2.0, 4.0], start="spread",
+                       repeat=False).positions(t)[d]
+            assert REGIONS.index_of(pos[None])[0] == [0, 1, 2][stop], (d, t)
+    assert np.allclose(m.positions(1.5)[0], [25, 5])
+
+
+def test_tour_with_speed_travels_then_dwells():
+    m = tour(stops=[[0.0, 0.0], [10.0, 0.0]], dwell_time=2.0, speed=5.0)
+    m.start(0.0, np.zeros((5, 2)))
+    # leg 0: already at (0,0): arrives at 0, dwells until 2; leg 1: 2 time units of travel, dwell until 6
+    assert np.allclose(m.positions(1.0), [0, 0])
+    assert np.allclose(m.positions(3.0), [5, 0])
+    assert np.allclose(m.positions(4.0), [10, 0])
+    assert np.allclose(m.positions(5.9), [10, 0])
+    assert np.allclose(m.positions(7.0), [5, 0])
+
+
+def test_tour_positions_do_not_depend_on_evaluation_times():
+    a = tour(stops=["A", "B"], dwell=1)
+    b = tour(stops=["A", "B"], dwell=1)
+    for t in np.arange(0, 30, 0.25):
+        a.positions(t)
+    assert np.array_equal(a.positions(30.0), b.positions(30.0))
+
+
+def test_random_waypoint_stays_inside_and_respects_speed():
+    spec = S.RandomWaypoint(kind="random_waypoint", region="B", speed=[1.0, 2.0], pause=1)
+    m = RandomWaypointMobility(np.arange(50), spec, REGIONS, period=1.0, key=7)
+    start = np.column_stack([np.full(50, 25.0), np.full(50, 5.0)])
+    m.start(0.0, start)
+    prev = m.positions(0.0)
+    for t in np.arange(0.1, 40, 0.1):
+        cur = m.positions(t)
+        assert np.all(REGIONS.index_of(cur) == 1)
+        assert np.all(np.linalg.norm(cur - prev, axis=1) <= 2.0 * 0.1 + 1e-9)
+        prev = cur
+    assert np.all(m.leg > 2)
+
+
+def test_trace_interpolates_and_clamps():
+    data = np.array([[0.0, 0, 0, 0], [10.0, 0, 10, 20], [5.0, 1, 1, 1]])
+    data = data[np.lexsort((data[:, 0], data[:, 1]))]
+    m = TraceMobility(np.arange(3), data)
+    m.start(0.0, np.array([[9.0, 9], [9, 9], [7, 7]]))
+    assert np.allclose(m.positions(-1.0), [[0, 0], [1, 1], [7, 7]])
+    assert np.allclose(m.positions(2.5), [[2.5, 5], [1, 1], [7, 7]])
+    assert np.allclose(m.positions(99.0), [[10, 20], [1, 1], [7, 7]])
+
+
+def test_trace_file_through_the_scenario(tmp_path):
+    from fieldlearn.sim.scenario import parse_scenario
+
+    (tmp_path / "t.csv").write_text("time,device,x,y\n0,0,0,0\n4,0,4,0\n")
+    data = {
+        "duration": {"rounds": 5},
+        "deployments": [{"kind": "points", "points": [[0, 0], [1, 1]], "mobility": {"kind": "trace", "file": "t.csv"}}],
+        "links": {"rule": "radius", "radius": 1},
+        "program": "gradient",
+    }
+    s = parse_scenario(data, base_dir=tmp_path)
+    assert s.deployments[0].mobility._data.shape == (2, 4)
+    (tmp_path / "t.csv").write_text("time,device,x,y\n0,5,0,0\n")
+    with pytest.raises(S.ScenarioError, match=r"deployments\[0\].mobility.file: .*device 5 out of range"):
+        parse_scenario(data, base_dir=tmp_path)
