@@ -14,6 +14,7 @@ from .calculus import (
     constant,
     distances,
     exchange,
+    local,
     maximum,
     mid,
     minimum,
@@ -32,6 +33,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlignmentError", "Field", "FieldError", "Inbox", "NbrField", "Network", "RoundVM", "Trace", "aggregate", "align",
-    "branch", "constant", "distances", "exchange", "maximum", "mid", "minimum", "mux", "nbr", "nbr_ids", "nbr_sense",
+    "branch", "constant", "distances", "exchange", "local", "maximum", "mid", "minimum", "mux", "nbr", "nbr_ids", "nbr_sense",
     "rep", "run", "sense", "share", "uid",
 ]

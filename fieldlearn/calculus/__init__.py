@@ -6,6 +6,7 @@ from .constructs import (
     constant,
     distances,
     exchange,
+    local,
     maximum,
     mid,
     minimum,
@@ -27,7 +28,7 @@ from .vm import Inbox, RoundVM
 
 __all__ = [
     "AlignmentError", "Domain", "Field", "FieldError", "Graph", "Inbox", "NbrField", "Network", "RoundVM", "Trace",
-    "aggregate", "align", "branch", "constant", "distances", "exchange", "graph_from_edges", "knn_graph", "maximum",
+    "aggregate", "align", "branch", "constant", "distances", "exchange", "graph_from_edges", "local", "knn_graph", "maximum",
     "mid", "minimum", "mux", "nbr", "nbr_ids", "nbr_sense", "radius_graph", "register_pytree_node", "rep", "run",
     "sense", "share", "tree_flatten", "tree_map", "tree_unflatten", "uid",
 ]

@@ -33,7 +33,11 @@ def nbr(value: Any) -> Any:
 
 
 def rep(init: Any, fn: Callable[[Any], Any]) -> Any:
-    """State across rounds: `fn(previous)`, where previous is this device's last result here, or `init`."""
+    """State across rounds: `fn(previous)`, where previous is this device's last result here, or `init`.
+
+    `init` may be a zero-argument callable: it then runs only in rounds where some device has no previous value
+    (useful when the initial value is costly, e.g. a stack of fresh models).
+    """
     return current_vm().rep(init, fn)
 
 
@@ -117,6 +121,26 @@ def _and_masks(*masks: Any) -> Any:
 def _expand(mask: Any, like: Any) -> Any:
     extra = like.ndim - mask.ndim
     return mask if extra <= 0 else mask.reshape(tuple(mask.shape) + (1,) * extra)
+
+
+def local(fn: F) -> F:
+    """Run `fn` on the raw per-device arrays of the current domain: fields in (nested) arguments are unwrapped to
+    their values, and the (nested) arrays it returns become fields. For array code no construct offers,
+    e.g. a batched training step over stacked models."""
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        vm = current_vm()
+        dom = vm.domain
+        unwrap = lambda x: x.project(dom).values if isinstance(x, Field) else x
+        leaves, treedef = tree_flatten((args, kwargs))
+        if any(isinstance(x, NbrField) for x in leaves):
+            raise TypeError(f"{fn.__name__}: local functions take fields, not neighbour fields; reduce them first")
+        a, k = tree_unflatten(treedef, [unwrap(x) for x in leaves])
+        out_leaves, out_def = tree_flatten(fn(*a, **k))
+        return tree_unflatten(out_def, [Field(x, dom) if hasattr(x, "shape") and len(x.shape) and x.shape[0] == len(dom) else x for x in out_leaves])
+
+    return call  # type: ignore[return-value]
 
 
 def mid() -> Field:

@@ -35,23 +35,46 @@ class Graph:
 
 
 def graph_from_edges(n: int, src: np.ndarray, dst: np.ndarray, distance: np.ndarray | None = None) -> Graph:
-    """CSR graph where device `src[k]` hears device `dst[k]`; self-loops and duplicates removed."""
-    src = np.asarray(src, dtype=np.int64)
-    dst = np.asarray(dst, dtype=np.int64)
-    dist = np.ones(len(src)) if distance is None else np.asarray(distance, dtype=np.float64)
-    if len(src) and (src.min() < 0 or dst.min() < 0 or max(src.max(), dst.max()) >= n):
+    """CSR graph where device `src[k]` hears device `dst[k]`; self-loops and duplicates removed.
+
+    Links are ordered by (src, dst); of duplicate links the first one given keeps its distance.
+    """
+    src = np.asarray(src, dtype=np.int64).reshape(-1)
+    dst = np.asarray(dst, dtype=np.int64).reshape(-1)
+    dist = None if distance is None else np.asarray(distance, dtype=np.float64).reshape(-1)
+    if len(src) and (min(src.min(), dst.min()) < 0 or max(src.max(), dst.max()) >= n):
         raise ValueError(f"edge endpoints must be device ids in [0, {n})")
     keep = src != dst
-    src, dst, dist = src[keep], dst[keep], dist[keep]
-    order = np.lexsort((dst, src))
-    src, dst, dist = src[order], dst[order], dist[order]
-    if len(src):
-        first = np.ones(len(src), dtype=bool)
-        first[1:] = (src[1:] != src[:-1]) | (dst[1:] != dst[:-1])
-        src, dst, dist = src[first], dst[first], dist[first]
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
-    return Graph(indptr, dst, dist)
+    if not keep.all():
+        src, dst = src[keep], dst[keep]
+        dist = None if dist is None else dist[keep]
+    key = src * n + dst  # one int64 sort key per link: (src, dst) order
+    m = len(key)
+    if dist is None:
+        key = np.sort(key)
+        order = None
+    elif m and n * n <= (2**62) // m:
+        # a stable sort as one plain integer sort: the entry index rides in the low digits of the key
+        packed = np.sort(key * m + np.arange(m))
+        order = packed % m
+        key = packed // m
+    else:
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+    if m > 1:
+        first = np.empty(m, dtype=bool)
+        first[0] = True
+        np.not_equal(key[1:], key[:-1], out=first[1:])
+        if not first.all():
+            key = key[first]
+            order = None if order is None else order[first]
+    neighbours = key % n if n else key
+    indptr = np.searchsorted(key, np.arange(n + 1, dtype=np.int64) * n)
+    if dist is None:
+        dist = np.ones(len(key))
+    else:
+        dist = dist[order]
+    return Graph(indptr, neighbours, dist)
 
 
 def radius_graph(positions: np.ndarray, radius: float) -> Graph:
@@ -61,11 +84,17 @@ def radius_graph(positions: np.ndarray, radius: float) -> Graph:
     positions = np.asarray(positions, dtype=np.float64)
     if radius <= 0:
         raise ValueError(f"radius must be > 0, got {radius}")
+    n = len(positions)
     pairs = cKDTree(positions).query_pairs(radius, output_type="ndarray")
-    src = np.concatenate([pairs[:, 0], pairs[:, 1]])
-    dst = np.concatenate([pairs[:, 1], pairs[:, 0]])
-    dist = np.linalg.norm(positions[src] - positions[dst], axis=1) if len(src) else np.zeros(0)
-    return graph_from_edges(len(positions), src, dst, dist)
+    a, b = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
+    # both directions of unique pairs: no duplicates, so one sort of the keys alone, lengths measured afterwards
+    g = graph_from_edges(n, np.concatenate([a, b]), np.concatenate([b, a]))
+    rows, d2 = g.rows(), np.zeros(g.n_links)
+    for c in range(positions.shape[1]):  # sqrt of the sum of squares, as np.linalg.norm(axis=1) sums them
+        x = np.ascontiguousarray(positions[:, c])
+        diff = x[rows] - x[g.neighbours]
+        d2 += diff * diff
+    return Graph(g.indptr, g.neighbours, np.sqrt(d2, out=d2))
 
 
 def knn_graph(positions: np.ndarray, k: int) -> Graph:
@@ -80,9 +109,13 @@ def knn_graph(positions: np.ndarray, k: int) -> Graph:
     _, idx = cKDTree(positions).query(positions, k=k + 1)
     src = np.repeat(np.arange(n), k)
     dst = idx[:, 1:].reshape(-1)
-    src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
-    dist = np.linalg.norm(positions[src] - positions[dst], axis=1)
-    return graph_from_edges(n, src, dst, dist)
+    g = graph_from_edges(n, np.concatenate([src, dst]), np.concatenate([dst, src]))  # duplicates: same length
+    rows, d2 = g.rows(), np.zeros(g.n_links)
+    for c in range(positions.shape[1]):
+        x = np.ascontiguousarray(positions[:, c])
+        diff = x[rows] - x[g.neighbours]
+        d2 += diff * diff
+    return Graph(g.indptr, g.neighbours, np.sqrt(d2, out=d2))
 
 
 @dataclass

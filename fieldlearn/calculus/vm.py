@@ -76,6 +76,7 @@ class RoundVM:
         self._staged_state: list[tuple[tuple, Domain, Any]] = []
         self._staged_messages: list[tuple[tuple, Domain, Any, Any]] = []
         self._sensor_cache: dict[str, Any] = {}
+        self._treedefs: dict[Path, TreeDef] = {}
 
     # -- the round ---------------------------------------------------------------------------
     def round(self, batch: Any, inbox: Inbox) -> Any:
@@ -157,6 +158,25 @@ class RoundVM:
         prev = store.values[ids]
         return self.backend.where(_expand(had, prev), prev, init)
 
+    def _previous_tree(self, store_of: Callable, path: Path, dom: Domain, init: Any, what: str) -> tuple[list, TreeDef]:
+        """Every leaf's previous rows at `path` (or the init's); a callable init runs only if some device needs it."""
+        if callable(init) and not isinstance(init, (Field, NbrField)):
+            treedef = self._treedefs.get(path)
+            if treedef is not None:
+                stores = [store_of((path, i)) for i in range(treedef.n_leaves)]
+                ids = dom.ids
+                if all(s is not None and bool((s.stamp[ids] == self.last_fire[ids]).all()) for s in stores):
+                    return [s.values[ids] for s in stores], treedef
+            init = init()
+        leaves, treedef = tree_flatten(init)
+        self._treedefs[path] = treedef
+        rows = []
+        for i, leaf in enumerate(leaves):
+            store = store_of((path, i))
+            trailing = tuple(store.values.shape[1:]) if store is not None else None
+            rows.append(self._previous(store, dom, self._rows(leaf, dom, what, trailing)))
+        return rows, treedef
+
     def _aligned(self, store: _Store | None, hood: Hood) -> Any:
         """Which inbox links come from a neighbour whose latest export contains the path (None: all of them)."""
         be = self.backend
@@ -203,13 +223,8 @@ class RoundVM:
         path = self._enter("rep")
         try:
             dom = self.domain
-            init_leaves, treedef = tree_flatten(init)
-            prev = []
-            for i, leaf in enumerate(init_leaves):
-                store = self.state.get((path, i))
-                trailing = tuple(store.values.shape[1:]) if store is not None else None
-                prev.append(Field(self._previous(store, dom, self._rows(leaf, dom, "rep's init", trailing)), dom))
-            result = fn(tree_unflatten(treedef, prev))
+            own, treedef = self._previous_tree(self.state.get, path, dom, init, "rep's init")
+            result = fn(tree_unflatten(treedef, [Field(r, dom) for r in own]))
             rows, out_def = self._leaves_in(result, dom, "rep's result", path)
             _same_structure(treedef, out_def, "rep", path)
             for i, r in enumerate(rows):
@@ -222,13 +237,8 @@ class RoundVM:
         path = self._enter("share")
         try:
             dom = self.domain
-            init_leaves, treedef = tree_flatten(init)
-            nbrs = []
-            for i, leaf in enumerate(init_leaves):
-                store = self.exports.get((path, i))
-                trailing = tuple(store.values.shape[1:]) if store is not None else None
-                own = self._previous(store, dom, self._rows(leaf, dom, "share's init", trailing))
-                nbrs.append(self._neighbours(store, dom, own))
+            own, treedef = self._previous_tree(self.exports.get, path, dom, init, "share's init")
+            nbrs = [self._neighbours(self.exports.get((path, i)), dom, r) for i, r in enumerate(own)]
             result = fn(tree_unflatten(treedef, nbrs))
             rows, out_def = self._leaves_in(result, dom, "share's result", path)
             _same_structure(treedef, out_def, "share", path)
@@ -255,14 +265,12 @@ class RoundVM:
         path = self._enter("exchange")
         try:
             dom = self.domain
-            init_leaves, treedef = tree_flatten(init)
+            defaults = lambda key: self.messages[key].default if key in self.messages else None
+            own_rows, treedef = self._previous_tree(defaults, path, dom, init, "exchange's init")
             received = []
-            for i, leaf in enumerate(init_leaves):
+            for i, own in enumerate(own_rows):
                 msg = self.messages.get((path, i))
-                store = msg.default if msg is not None else None
-                trailing = tuple(store.values.shape[1:]) if store is not None else None
-                own = self._previous(store, dom, self._rows(leaf, dom, "exchange's init", trailing))
-                nf = self._neighbours(store, dom, own)
+                nf = self._neighbours(defaults((path, i)), dom, own)
                 if msg is not None and len(msg.keys):
                     nf = NbrField(dom, own, self._directed(msg, dom, nf.values), nf.mask)
                 received.append(nf)

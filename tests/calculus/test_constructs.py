@@ -289,3 +289,43 @@ def test_rep_structure_must_not_change(line3):
 def test_constructs_outside_a_round_raise():
     with pytest.raises(RuntimeError, match="only inside a round"):
         nbr(1)
+
+
+def test_a_callable_init_runs_only_when_some_device_has_no_previous_value():
+    net = Network.from_edges(3, [(0, 1), (1, 2)])
+    calls = []
+
+    def init():
+        calls.append(1)
+        return constant(10)
+
+    prog = lambda: rep(init, lambda c: c + 1)
+    trace = run(prog, net, rounds=3)
+    np.testing.assert_array_equal(trace.last, [13, 13, 13])
+    assert len(calls) == 1
+    trace = run(prog, net, schedule=[[0], [1, 2]], vm=trace.vm)
+    assert len(calls) == 1
+    trace.vm.forget([2])
+    trace = run(prog, net, schedule=[[1, 2]], vm=trace.vm)
+    np.testing.assert_array_equal(trace.last[1:], [15, 11])  # device 2 restarted from the init
+    assert len(calls) == 2
+
+
+def test_local_functions_see_raw_arrays_of_the_current_domain():
+    from fieldlearn import local
+
+    net = Network.from_edges(4, [(0, 1), (2, 3)])
+    net.sensors["c"] = np.array([True, False, True, False])
+    seen = []
+
+    @local
+    def double_rows(x, ids, scale=1):
+        seen.append(ids.tolist())
+        return {"y": x * 2 * scale, "n": len(ids)}
+
+    def prog():
+        x = mid() * 1.0
+        return branch(sense("c"), lambda: double_rows(x, mid(), scale=3)["y"], lambda: x)
+
+    np.testing.assert_array_equal(run(prog, net, rounds=1).last, [0, 1, 12, 3])
+    assert seen == [[0, 2]]
