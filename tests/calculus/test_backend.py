@@ -25,7 +25,7 @@ def test_segment_reduce_matches_per_row_reference(counts, op, seed):
         pass
     for be in backends:
         got = be.segment_reduce(op, be.asarray(values), be.index(indptr), be.rows_of(be.index(indptr)))
-        np.testing.assert_allclose(be.to_numpy(got).astype(float), np.asarray(want, dtype=float), rtol=1e-6)
+        np.testing.assert_allclose(be.to_numpy(got).astype(float), np.asarray(want, dtype=float), rtol=1e-5, atol=1e-5)  # torch runs in float32
 
 
 def test_unknown_backend_and_numpy_on_cuda_are_errors():
