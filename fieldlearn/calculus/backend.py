@@ -151,6 +151,7 @@ class TorchBackend:
         import torch
 
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
         self.torch = torch
         self.device = torch.device(device)
         self.float_dtype = dtype or torch.get_default_dtype()

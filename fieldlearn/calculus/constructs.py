@@ -84,8 +84,8 @@ def _mux_leaf(vm: Any, dom: Any, cond: Any, a: Any, b: Any) -> Any:
         mask = _and_masks(c.mask, x.mask, y.mask)
         return NbrField(
             deepest,
-            be.where(_expand(c.self_value, x.self_value), x.self_value, y.self_value),
-            be.where(_expand(c.values, x.values), x.values, y.values),
+            be.where(*_trailing_aligned(c.self_value, x.self_value, y.self_value)),
+            be.where(*_trailing_aligned(c.values, x.values, y.values)),
             mask,
         )
     fields = [v for v in (cond, a, b) if isinstance(v, Field)]
@@ -95,6 +95,13 @@ def _mux_leaf(vm: Any, dom: Any, cond: Any, a: Any, b: Any) -> Any:
     y = vm._rows(b, target, "mux's second alternative") if isinstance(b, Field) else _const(b, be)
     like = x if hasattr(x, "ndim") and x.ndim else (y if hasattr(y, "ndim") else c)
     return Field(be.where(_expand(c, like), x, y), target)
+
+
+def _trailing_aligned(*rows: Any) -> list:
+    """Per-device rows with trailing axes of length 1 added where they have fewer axes than the others, so that a
+    constant (or a per-device number) broadcasts over every element of a per-device vector."""
+    depth = max(r.ndim for r in rows)
+    return [r.reshape(tuple(r.shape) + (1,) * (depth - r.ndim)) if r.ndim < depth else r for r in rows]
 
 
 def _const(v: Any, be: Any) -> Any:

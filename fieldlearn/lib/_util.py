@@ -1,0 +1,116 @@
+"""Small helpers shared by the blocks, written only with the public constructs and field operations."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..calculus import Field, NbrField, mux, tree_flatten, tree_unflatten
+
+INF = float("inf")
+NO_ID = 2**62  # "no device": larger than any device id, so it loses every lowest-id tie-break
+_M31 = 2147483647  # 2^31 - 1, the Park-Miller modulus
+
+
+def dtype_kind(x: Field | NbrField) -> str:
+    """numpy-style kind letter ('f', 'i', 'u', 'b') of a field's values, for numpy arrays and torch tensors."""
+    values = x.self.values if isinstance(x, NbrField) else x.values
+    dt = values.dtype
+    if type(dt).__module__ == "torch":
+        if dt.is_floating_point:
+            return "f"
+        return "b" if str(dt) == "torch.bool" else "i"
+    return np.dtype(dt).kind
+
+
+def identity(op: str, x: Field | NbrField) -> Any:
+    """The neutral element of `op` (sum, min, max) for the dtype of `x`."""
+    if op == "sum":
+        return 0
+    kind = dtype_kind(x)
+    if kind == "f":
+        return INF if op == "min" else -INF
+    if kind == "b":
+        return op == "min"
+    info = np.iinfo(np.int64)
+    return int(info.max) if op == "min" else int(info.min)
+
+
+def is_large(x: Field | NbrField) -> bool:
+    """Whether each device's value is a sizeable float array (e.g. model parameters): worth a sparse product."""
+    values = x.self.values if isinstance(x, NbrField) else x.values
+    size = 1
+    for s in tuple(values.shape[1:]):
+        size *= int(s)
+    return dtype_kind(x) == "f" and size >= 64
+
+
+def fold(op: str, nf: NbrField, sel: NbrField) -> Field:
+    """Reduce `nf` with `op` (sum, min, max) over the neighbours where `sel` holds; the identity where none does."""
+    if op == "sum":
+        if dtype_kind(nf) == "b":
+            return (nf & sel).any()
+        if is_large(nf):
+            return nf.weighted_sum(mux(sel, 1.0, 0.0))
+        return mux(sel, nf, 0).sum(default=0)
+    ident = identity(op, nf)
+    masked = mux(sel, nf, ident)
+    return masked.min(default=ident) if op == "min" else masked.max(default=ident)
+
+
+def tree_fold(op: str, tree: Any, sel: NbrField) -> Any:
+    """`fold` leaf by leaf over a nested value of neighbour fields."""
+    leaves, treedef = tree_flatten(tree)
+    return tree_unflatten(treedef, [fold(op, leaf, sel) for leaf in leaves])
+
+
+def pick(tree: Any, sel: NbrField) -> Any:
+    """The value of the (at most one) neighbour where `sel` holds, leaf by leaf; zero/False where none does."""
+    return tree_fold("sum", tree, sel)
+
+
+def combine(op: str, a: Any, b: Any) -> Any:
+    """Pointwise `op` (sum, min, max) of two fields or numbers."""
+    if op == "sum":
+        return a + b
+    if op == "min":
+        return mux(b < a, b, a)
+    return mux(b > a, b, a)
+
+
+def tree_combine(op: str, a: Any, b: Any) -> Any:
+    """`combine` leaf by leaf over two nested values of the same structure."""
+    la, da = tree_flatten(a)
+    lb, db = tree_flatten(b)
+    if da != db:
+        raise TypeError(f"values of different structures: {da} and {db}")
+    return tree_unflatten(da, [combine(op, x, y) for x, y in zip(la, lb)])
+
+
+def lex_min(primary: NbrField, secondary: NbrField, default_primary: Any = INF, default_secondary: Any = NO_ID) -> tuple[Field, Field]:
+    """Lexicographic minimum of (primary, secondary) pairs over the neighbours (self excluded)."""
+    best = primary.min(default=default_primary)
+    second = mux(primary == best, secondary, default_secondary).min(default=default_secondary)
+    return best, second
+
+
+def lex_less(a1: Any, a2: Any, b1: Any, b2: Any) -> Any:
+    """Whether the pair (a1, a2) is lexicographically smaller than (b1, b2), pointwise."""
+    return (a1 < b1) | ((a1 == b1) & (a2 < b2))
+
+
+def uniform_hash(ids: Field, seed: Any = 0) -> Field:
+    """A deterministic pseudo-random number in (0, 1) per device, from its id and a seed (Park-Miller steps)."""
+    x = (ids % _M31) * 40503 + (seed % _M31) * 69069 + 12345
+    x = x % (_M31 - 1) + 1
+    for _ in range(3):  # alternate a linear and a quadratic step (x < 2^31, so x * x fits in int64)
+        x = (x * 48271) % _M31
+        x = (x * x + 7) % (_M31 - 1) + 1
+    return x / float(_M31)
+
+
+def parent_of(potential_nbrs: NbrField, potential: Any, group_nbrs: NbrField | None = None, group: Any = None) -> Field:
+    """The parent rule of collect and broadcast: the neighbour of least potential (lowest id on ties) if lower than one's own, else -1."""
+    lower = potential_nbrs if group_nbrs is None else mux(group_nbrs == group, potential_nbrs, INF)
+    parent = lower.argmin(default=-1)
+    return mux(lower.min(default=INF) < potential, parent, -1)
