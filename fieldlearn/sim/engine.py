@@ -75,7 +75,7 @@ class Engine:
             program, self.program_module = import_program(s._program_location)
         params = dict(s.program.params)
         self.program = program
-        self.vm = _make_vm(lambda: program(**params), device)
+        self.vm = _make_vm(lambda: program(**params), device, torch_values=s.learning is not None)
         self.device = device
 
         self.groups = self._place_groups()
@@ -187,7 +187,10 @@ class Engine:
         self._seq += 1
 
     def _push_rounds(self, ids: np.ndarray, times: np.ndarray) -> None:
-        self.next_time[ids] = times
+        if len(ids) == self.capacity:  # every device (sorted distinct ids)
+            self.next_time[:] = times
+        else:
+            self.next_time[ids] = times
         if len(ids) == 0:
             return
         lo, hi = times.min(), times.max()
@@ -255,9 +258,13 @@ class Engine:
     # -- rounds --------------------------------------------------------------------------------------------
     def _fire(self, t: float, parts: list[np.ndarray]) -> None:
         ids = parts[0] if len(parts) == 1 else sorted_unique(np.concatenate(parts))
-        ids = ids[self.next_time[ids] == t]
+        every = len(ids) == self.capacity  # sorted distinct ids of every device: plain slices below, not gathers
+        due = self.next_time[:] == t if every else self.next_time[ids] == t
+        if not (every and due.all()):
+            ids, every = ids[due], False
         if len(ids) == 0:
             return
+        sel: slice | np.ndarray = slice(None) if every else ids
         self._update_positions(t)
         indptr, nbrs, dist = self.env.inbox_links(ids)
         keep = None
@@ -277,16 +284,16 @@ class Engine:
             raise
         except Exception as exc:
             raise SimulationError(t, exc) from exc
-        outs = self._record(ids, result)
-        self.last_round[ids] = t
-        self.rounds[ids] += 1
+        outs = self._record(ids, result, sel)
+        self.last_round[sel] = t
+        self.rounds[sel] += 1
         self.device_rounds += len(ids)
         self.batches += 1
         for hook in self.round_hooks:
             hook(self, ids, outs)
-        self._push_rounds(ids, self.schedule.next(ids, t))
+        self._push_rounds(ids, self.schedule.next(ids, t, every))
 
-    def _record(self, ids: np.ndarray, result: Any) -> dict[str, np.ndarray]:
+    def _record(self, ids: np.ndarray, result: Any, sel: slice | np.ndarray | None = None) -> dict[str, np.ndarray]:
         named = _name_outputs(result)
         to_numpy = self.vm.backend.to_numpy
         out = {}
@@ -304,8 +311,8 @@ class Engine:
                 self.has_output[name] = np.zeros(self.capacity, dtype=bool)
             elif store.dtype != values.dtype and np.result_type(store, values) != store.dtype:
                 store = self.outputs[name] = store.astype(np.result_type(store, values))
-            store[ids] = values
-            self.has_output[name][ids] = True
+            store[ids if sel is None else sel] = values
+            self.has_output[name][ids if sel is None else sel] = True
             out[name] = values
         return out
 
@@ -461,9 +468,11 @@ class SimulationError(RuntimeError):
         super().__init__(f"the program failed at time {time:g}: {type(error).__name__}: {error}")
 
 
-def _make_vm(program: Callable[[], Any], device: str) -> RoundVM:
+def _make_vm(program: Callable[[], Any], device: str, torch_values: bool = False) -> RoundVM:
+    """The VM for a run: numpy on the cpu, torch on a GPU; `torch_values` (learning scenarios, whose model leaves
+    are torch tensors) selects torch on the cpu as well."""
     if device == "cpu":
-        return RoundVM(program)
+        return RoundVM(program, backend="torch") if torch_values else RoundVM(program)
     if device.startswith("cuda"):
         try:
             import torch

@@ -39,39 +39,57 @@ class LegMobility(MobilityModel):
         self.leg = np.zeros(n, dtype=np.int64)
         self.a = np.array(positions, dtype=np.float64).reshape(n, 2)
         self.s = np.full(n, float(t0))
+        self.b = np.zeros_like(self.a)
+        self.r = np.zeros(n)
+        self.e = np.zeros(n)
+        self._delta = np.zeros_like(self.a)  # b - a
+        self._span = np.zeros(n)  # r - s
         self._begin(np.arange(n))
 
     def _begin(self, idx: np.ndarray) -> None:
         """Set target, arrival and departure of the current leg of devices `idx` (start point and time set)."""
         leg = self.leg[idx]
         b = self.target(idx, leg)
-        if not hasattr(self, "b"):
-            self.b = np.zeros_like(self.a)
-            self.r = np.zeros(len(self.ids))
-            self.e = np.zeros(len(self.ids))
         self.b[idx] = b
         speed = self.speed(idx, leg)
-        dist = np.linalg.norm(b - self.a[idx], axis=1)
+        d = b - self.a[idx]
+        dist = np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1])  # = np.linalg.norm(d, axis=1), bit for bit
         with np.errstate(divide="ignore", invalid="ignore"):
             travel = np.where(np.isinf(speed), 0.0, dist / speed)
         self.r[idx] = self.s[idx] + travel
         self.e[idx] = self.r[idx] + self.dwell(idx, leg)
+        self._delta[idx] = d
+        self._span[idx] = self.r[idx] - self.s[idx]
+        self._next_end = float(self.e.min()) if len(self.e) else np.inf
+        self._arrived = float(self.r.max()) if len(self.r) else -np.inf  # every device still from then on
+        self._cache = None
 
     def positions(self, t: float) -> np.ndarray:
-        for _ in range(self.MAX_LEGS_PER_CALL):
-            due = np.flatnonzero(t >= self.e)
-            if len(due) == 0:
-                break
-            self.leg[due] += 1
-            self.s[due] = self.e[due]
-            self.a[due] = self.b[due]
-            self._begin(due)
-        else:
-            raise RuntimeError("a mobility model made no progress in time (zero dwell and zero travel)")
-        span = self.r - self.s
+        if t >= self._next_end:
+            for _ in range(self.MAX_LEGS_PER_CALL):
+                due = np.flatnonzero(t >= self.e)
+                if len(due) == 0:
+                    break
+                self.leg[due] += 1
+                self.s[due] = self.e[due]
+                self.a[due] = self.b[due]
+                self._begin(due)
+            else:
+                raise RuntimeError("a mobility model made no progress in time (zero dwell and zero travel)")
+        if self._cache is not None:  # every device arrived and dwells since the last call: the same positions
+            return self._cache
+        span = self._span
         with np.errstate(divide="ignore", invalid="ignore"):
-            frac = np.where(span > 0, np.clip((t - self.s) / span, 0.0, 1.0), 1.0)
-        return self.a + (self.b - self.a) * frac[:, None]
+            frac = np.subtract(t, self.s)
+            np.divide(frac, span, out=frac)
+            np.clip(frac, 0.0, 1.0, out=frac)
+            frac = np.where(span > 0, frac, 1.0)
+        out = self._delta * frac[:, None]  # a + (b - a) * frac
+        np.add(out, self.a, out=out)
+        if t >= self._arrived:
+            out.flags.writeable = False
+            self._cache = out
+        return out
 
     def target(self, idx: np.ndarray, leg: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -127,7 +145,7 @@ class TourMobility(LegMobility):
     def target(self, idx: np.ndarray, leg: np.ndarray) -> np.ndarray:
         stop = self.stop_index(idx, leg)
         out = np.empty((len(idx), 2))
-        for j in np.unique(stop):
+        for j in np.flatnonzero(np.bincount(stop, minlength=len(self.stops))):  # the stops used, ascending
             sel = stop == j
             where = self.stops[j]
             if isinstance(where, np.ndarray):

@@ -63,18 +63,46 @@ def sample_in_polygon(poly: Polygon, n: int, uniform: Callable[[int, int], np.nd
     point depend only on its own counters.
     """
     x0, y0, x1, y1 = poly.bounds
+    rectangle = is_rectangle(poly)
     out = np.empty((n, 2))
     todo = np.arange(n)
     for attempt in range(10_000):
         if len(todo) == 0:
             return out
-        u = uniform(attempt, 0)[todo]
-        v = uniform(attempt, 1)[todo]
+        u = uniform(attempt, 0)
+        v = uniform(attempt, 1)
+        if len(todo) < n:
+            u, v = u[todo], v[todo]
         cand = np.column_stack([x0 + u * (x1 - x0), y0 + v * (y1 - y0)])
-        ok = shapely.contains_xy(poly, cand[:, 0], cand[:, 1])
+        if rectangle:  # the interior of an axis-aligned rectangle: strictly inside its bounds
+            cx, cy = cand[:, 0], cand[:, 1]
+            ok = (cx > x0) & (cx < x1) & (cy > y0) & (cy < y1)
+        else:
+            ok = shapely.contains_xy(poly, cand[:, 0], cand[:, 1])
+        if ok.all() and len(todo) == n:
+            return cand
         out[todo[ok]] = cand[ok]
         todo = todo[~ok]
     raise ValueError(f"could not sample points inside the {what}: it fills too little of its bounding box")
+
+
+def is_rectangle(poly: Polygon) -> bool:
+    """Whether the polygon is exactly an axis-aligned rectangle: its four corners in turn, no holes."""
+    if len(poly.interiors) or poly.is_empty:
+        return False
+    ring = np.asarray(poly.exterior.coords)
+    if len(ring) != 5:
+        return False
+    x0, y0, x1, y1 = poly.bounds
+    if not (x0 < x1 and y0 < y1):
+        return False
+    corners = ring[:4]
+    on_x = (corners[:, 0] == x0) | (corners[:, 0] == x1)
+    on_y = (corners[:, 1] == y0) | (corners[:, 1] == y1)
+    which = 2 * (corners[:, 0] == x1) + (corners[:, 1] == y1)  # the four distinct corners
+    step = np.diff(ring, axis=0)
+    axis_aligned = (step[:, 0] == 0) != (step[:, 1] == 0)  # every edge moves along exactly one axis
+    return bool(on_x.all() and on_y.all() and len(set(which.tolist())) == 4 and axis_aligned.all())
 
 
 def generator_uniform(rng: np.random.Generator, n: int) -> Callable[[int, int], np.ndarray]:

@@ -21,9 +21,16 @@ def key(seed: int, name: str) -> int:
 
 
 def _mix(z: np.ndarray) -> np.ndarray:
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
+    """The splitmix64 finaliser, in place on `z` (a uint64 array the caller owns), which it returns."""
+    t = np.right_shift(z, np.uint64(30))
+    np.bitwise_xor(z, t, out=z)
+    np.multiply(z, _M1, out=z)
+    np.right_shift(z, np.uint64(27), out=t)
+    np.bitwise_xor(z, t, out=z)
+    np.multiply(z, _M2, out=z)
+    np.right_shift(z, np.uint64(31), out=t)
+    np.bitwise_xor(z, t, out=z)
+    return z
 
 
 def counter_uniform(k: int, *counters: np.ndarray | int) -> np.ndarray:
@@ -34,8 +41,17 @@ def counter_uniform(k: int, *counters: np.ndarray | int) -> np.ndarray:
     """
     arrays = np.broadcast_arrays(*[np.asarray(c, dtype=np.int64) for c in counters])
     h = np.full(arrays[0].shape if arrays else (), np.uint64(k), dtype=np.uint64)
+    h = np.atleast_1d(h) if h.ndim == 0 else h
+    c64 = np.empty_like(h)
     with np.errstate(over="ignore"):
         for c in arrays:
-            h = _mix(h + _GOLDEN * (c.astype(np.uint64) + np.uint64(1)))
-        h = _mix(h)
-    return (h >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+            np.copyto(c64, c, casting="unsafe")  # int64 -> uint64, two's complement as astype
+            np.add(c64, np.uint64(1), out=c64)
+            np.multiply(c64, _GOLDEN, out=c64)
+            np.add(h, c64, out=h)
+            _mix(h)
+        _mix(h)
+    np.right_shift(h, np.uint64(11), out=h)
+    out = h.astype(np.float64)
+    np.multiply(out, 1.0 / (1 << 53), out=out)
+    return out if arrays and arrays[0].ndim else out.reshape(arrays[0].shape if arrays else ())

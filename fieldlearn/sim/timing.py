@@ -37,10 +37,13 @@ class Schedule:
         self.tick[ids] = k
         return self.phase[ids] + k * self.period
 
-    def next(self, ids: np.ndarray, t: float) -> np.ndarray:
-        """Times of the next round of devices that fired at `t`."""
+    def next(self, ids: np.ndarray, t: float, every: bool = False) -> np.ndarray:
+        """Times of the next round of devices that fired at `t` (`every`: `ids` are all the devices, in order)."""
         if self.exponential:
             return t + self.rng.exponential(self.period, size=len(ids))
+        if every:
+            self.tick += 1
+            return self.phase + self.tick * self.period
         self.tick[ids] += 1
         return self.phase[ids] + self.tick[ids] * self.period
 

@@ -216,3 +216,43 @@ def test_mobility_step_moves_devices_only_at_update_instants():
     e.run()
     # exact motion would be x = t - 0.5 from t = 0.5; updates at 0, 2, 4, 6 hold for two rounds each
     assert xs == [0.0, 0.0, 1.5, 1.5, 3.5, 3.5, 5.5, 5.5]
+
+
+def test_inboxes_are_the_exact_radius_graph_of_each_round_under_mixed_mobility():
+    """Touring jumpers, waypoint walkers and static devices, with a crash and a move: every round's inbox is the
+    brute-force radius graph of that round's positions, rows in neighbour order, lengths bit for bit."""
+    s = scenario(
+        duration={"rounds": 40},
+        regions=[{"name": "W", "box": [0, 0, 5, 10]}, {"name": "E", "box": [5, 0, 10, 10]}],
+        deployments=[{"kind": "random", "count": 60, "box": [0, 0, 10, 10]},
+                     {"kind": "random", "count": 30, "box": [0, 0, 10, 10],
+                      "mobility": {"kind": "tour", "stops": ["W", "E"], "dwell": 6, "start": "spread"}},
+                     {"kind": "random", "count": 30, "box": [0, 0, 10, 10],
+                      "mobility": {"kind": "random_waypoint", "box": [0, 0, 10, 10], "speed": [0.05, 0.3],
+                                   "pause": [0, 3]}}],
+        links={"rule": "radius", "radius": 1.6},
+        faults=[{"at": 11, "kind": "crash", "devices": {"ids": [3, 70, 100]}},
+                {"at": 17, "kind": "move", "devices": {"ids": [5]}, "to": [9.5, 9.5]}],
+    )
+    e = Engine(s, gradient_program)
+    calls = spy(e)
+    checked = []
+
+    def check(eng, ids, outs):
+        _, batch, inbox = calls[-1]
+        pos, alive, r = eng.positions, eng.alive, 1.6
+        dx = pos[:, None, 0] - pos[None, :, 0]
+        dy = pos[:, None, 1] - pos[None, :, 1]
+        d2 = dx * dx + dy * dy
+        ok = (d2 <= r * r) & alive[:, None] & alive[None]
+        np.fill_diagonal(ok, False)
+        ok = ok[batch]
+        src, dst = np.nonzero(ok)
+        assert np.array_equal(inbox.indptr, np.searchsorted(src, np.arange(len(batch) + 1)))
+        assert np.array_equal(inbox.neighbours, dst)
+        assert np.array_equal(inbox.edge_data["distance"], np.sqrt(d2[batch][src, dst]))
+        checked.append(eng.time)
+
+    e.round_hooks.append(check)
+    e.run()
+    assert len(checked) == 40 and e.env.rule.searches > 1

@@ -58,6 +58,26 @@ def test_tour_positions_do_not_depend_on_evaluation_times():
     assert np.array_equal(a.positions(30.0), b.positions(30.0))
 
 
+def reference_leg_positions(m, t):
+    """The leg formula written out: a + (b - a) * clip((t - s) / (r - s), 0, 1), 1 for jumps."""
+    span = m.r - m.s
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(span > 0, np.clip((t - m.s) / span, 0.0, 1.0), 1.0)
+    return m.a + (m.b - m.a) * frac[:, None]
+
+
+def test_leg_positions_follow_the_formula_while_moving_dwelling_and_jumping():
+    models = [tour(stops=["A", "B", "C"], dwell=3), tour(stops=[[0.0, 0.0], [10.0, 0.0]], dwell_time=2.0, speed=5.0),
+              RandomWaypointMobility(np.arange(7), S.RandomWaypoint(kind="random_waypoint", region="A", speed=[0.5, 3],
+                                                                    pause=[0, 2]), REGIONS, 1.0, 9)]
+    models[2].start(0.0, np.full((7, 2), 5.0))
+    for m in models:
+        for t in np.concatenate([np.arange(0, 20, 0.5), np.arange(20, 40, 3.3)]):
+            got = m.positions(float(t))
+            assert np.array_equal(got, reference_leg_positions(m, float(t))), t
+            assert np.array_equal(got, m.positions(float(t)))  # asking again changes nothing
+
+
 def test_random_waypoint_stays_inside_and_respects_speed():
     spec = S.RandomWaypoint(kind="random_waypoint", region="B", speed=[1.0, 2.0], pause=1)
     m = RandomWaypointMobility(np.arange(50), spec, REGIONS, period=1.0, key=7)
