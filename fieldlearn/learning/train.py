@@ -1,0 +1,413 @@
+"""Batched local training: every device's model takes its own mini-batch steps in one vmapped computation."""
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad_and_value
+
+from fieldlearn.calculus.pytree import register_pytree_node
+
+from .data import DeviceData, IndexSets
+from .models import ModelField
+
+__all__ = ["OptimiserState", "TrainResult", "train", "batch_schedule"]
+
+_SLOTS = {"adam": ("exp_avg", "exp_avg_sq"), "sgd": ("momentum_buffer",)}
+
+
+class OptimiserState:
+    """Per-device optimiser state over stacked tensors: step counts `[n]` and moment slots `{slot: {name: [n, ...]}}`."""
+
+    __slots__ = ("kind", "step", "slots")
+
+    def __init__(self, kind: str, step: torch.Tensor, slots: dict[str, dict[str, torch.Tensor]]):
+        self.kind, self.step, self.slots = kind, step, slots
+
+    @classmethod
+    def zeros(cls, kind: str, models: ModelField) -> "OptimiserState":
+        """A fresh state (no steps taken) for every device of `models`."""
+        if kind not in _SLOTS:
+            raise ValueError(f"unknown optimiser {kind!r} (expected 'adam' or 'sgd')")
+        slots = {s: {k: torch.zeros_like(v) for k, v in models.params.items()} for s in _SLOTS[kind]}
+        return cls(kind, torch.zeros(len(models), dtype=torch.long, device=models.device), slots)
+
+    def __len__(self) -> int:
+        return int(self.step.shape[0])
+
+    def __getitem__(self, idx: object) -> "OptimiserState":
+        """The state of the selected devices."""
+        if isinstance(idx, (int, np.integer)):
+            sel = slice(int(idx), int(idx) + 1)
+        elif isinstance(idx, (slice, torch.Tensor)):
+            sel = idx
+        else:
+            sel = torch.as_tensor(np.asarray(idx))
+        return OptimiserState(self.kind, self.step[sel],
+                              {s: {k: v[sel] for k, v in d.items()} for s, d in self.slots.items()})
+
+    def clone(self) -> "OptimiserState":
+        """A deep copy."""
+        return OptimiserState(self.kind, self.step.clone(),
+                              {s: {k: v.clone() for k, v in d.items()} for s, d in self.slots.items()})
+
+    def __repr__(self) -> str:
+        return f"OptimiserState({self.kind}, n={len(self)})"
+
+
+def _state_flatten(state: OptimiserState) -> tuple[list, tuple]:
+    names = tuple(tuple(d) for d in state.slots.values())
+    leaves = [state.step] + [t for d in state.slots.values() for t in d.values()]
+    return leaves, (state.kind, tuple(state.slots), names)
+
+
+def _state_unflatten(aux: tuple, leaves: list) -> OptimiserState:
+    kind, slot_names, names = aux
+    it = iter(leaves[1:])
+    slots = {s: {k: next(it) for k in ks} for s, ks in zip(slot_names, names)}
+    return OptimiserState(kind, leaves[0], slots)
+
+
+register_pytree_node(OptimiserState, _state_flatten, _state_unflatten)
+
+
+class TrainResult(NamedTuple):
+    """What `train` returns: trained models, optimiser state (None with a fresh optimiser), mean loss per device."""
+
+    models: ModelField
+    state: OptimiserState | None
+    loss: torch.Tensor
+
+
+# --------------------------------------------------------------------------------------------------
+# the sample schedule: per device, the order of its samples in every epoch
+
+
+def batch_schedule(
+    sets: IndexSets, batch_size: int, *, epochs: int | None = None, steps: int | None = None,
+    generator: torch.Generator | None = None, order: Callable[[int], object] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per device: number of steps, steps per epoch, offset into the sample stream, and the stream itself.
+
+    Device i's epoch e occupies `stream[ptr[i] + e * n_i : ptr[i] + (e + 1) * n_i]`, a permutation of its
+    samples (seeded by `generator`, or given by `order(e)`: positions into `sets.indices`, each row's
+    segment permuted within itself). Step s of device i is batch `s % k_i` of epoch `s // k_i`.
+    """
+    counts = sets.lengths()
+    per_epoch = -(-counts // batch_size)  # ceil
+    if (epochs is None) == (steps is None):
+        raise ValueError("train: give exactly one of epochs= or steps=")
+    if epochs is not None:
+        if epochs < 0:
+            raise ValueError(f"train: epochs must be >= 0, got {epochs}")
+        total = per_epoch * epochs
+    else:
+        if steps < 0:
+            raise ValueError(f"train: steps must be >= 0, got {steps}")
+        total = np.where(counts > 0, steps, 0).astype(np.int64)
+    n_epochs = np.where(per_epoch > 0, -(-total // np.maximum(per_epoch, 1)), 0)
+    sizes = n_epochs * counts
+    ptr = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    stream = np.empty(int(sizes.sum()), dtype=np.int64)
+    rows = sets.row_ids()
+    ranks = sets.ranks()
+    for e in range(int(n_epochs.max(initial=0))):
+        pos = np.flatnonzero(n_epochs[rows] > e)
+        if order is not None:
+            given = order(e)
+            perm = np.asarray(given.cpu().numpy() if isinstance(given, torch.Tensor) else given, dtype=np.int64)
+            if perm.shape != (sets.nnz,) or not np.array_equal(rows[perm], rows):
+                raise ValueError(f"train: order({e}) must permute positions within each device's segment")
+            chosen = perm[pos]
+        else:
+            keys = torch.rand(pos.size, generator=generator, dtype=torch.float64).numpy()
+            chosen = pos[np.argsort(rows[pos] + keys, kind="stable")]
+        r = rows[pos]
+        stream[ptr[r] + e * counts[r] + ranks[pos]] = sets.indices[chosen]
+    return total.astype(np.int64), per_epoch.astype(np.int64), ptr, stream
+
+
+# --------------------------------------------------------------------------------------------------
+# optimiser updates over stacked tensors (rows = devices that took a real step)
+
+
+def _view(x: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor | float:
+    if isinstance(x, torch.Tensor):
+        return x.view(-1, *([1] * (like.dim() - 1)))
+    return x
+
+
+def _adam_reference(params: dict, grads: dict, m: dict, v: dict, step: np.ndarray, *, lr: float, betas: tuple,
+                    eps: float, weight_decay: float) -> None:
+    """torch.optim.Adam's update (L2 weight decay) with a step count per device."""
+    b1, b2 = betas
+    uniform = step.min() == step.max()
+    for k, p in params.items():
+        g = grads[k]
+        if weight_decay:
+            g = g.add(p, alpha=weight_decay)
+        m[k].lerp_(g, 1 - b1)
+        v[k].mul_(b2).addcmul_(g, g, value=1 - b2)
+        if uniform:
+            t = float(step[0])
+            bc1, bc2 = 1 - b1**t, 1 - b2**t
+            denom = (v[k].sqrt() / math.sqrt(bc2)).add_(eps)
+            p.addcdiv_(m[k], denom, value=-lr / bc1)
+        else:
+            t = torch.as_tensor(step, dtype=torch.float64)
+            size = torch.as_tensor(lr / (1 - b1**t), dtype=p.dtype, device=p.device)
+            root = torch.as_tensor(torch.sqrt(1 - b2**t), dtype=p.dtype, device=p.device)
+            denom = (v[k].sqrt() / _view(root, p)).add_(eps)
+            p.addcdiv_(m[k] * _view(size, p), denom, value=-1.0)
+
+
+def _adam_fused(params: dict, grads: dict, m: dict, v: dict, step: float, *, lr: float, betas: tuple, eps: float,
+                weight_decay: float) -> None:
+    """The same update through PyTorch's fused multi-tensor kernel (one pass; all rows share one step count)."""
+    keys = list(params)
+    like = params[keys[0]]
+    t = torch.full((), float(step), dtype=torch.float32, device=like.device)
+    torch._fused_adam_(
+        [params[k] for k in keys], [grads[k].contiguous() for k in keys], [m[k] for k in keys],
+        [v[k] for k in keys], [], [t] * len(keys), lr=lr, beta1=betas[0], beta2=betas[1],
+        weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False,
+    )
+
+
+def _sgd(params: dict, grads: dict, buf: dict, *, lr: float, momentum: float, nesterov: bool,
+         weight_decay: float) -> None:
+    """torch.optim.SGD's update (dampening 0); a zero momentum buffer makes the first step take the gradient."""
+    for k, p in params.items():
+        g = grads[k]
+        if weight_decay:
+            g = g.add(p, alpha=weight_decay)
+        if momentum:
+            b = buf[k].mul_(momentum).add_(g)
+            g = g.add(b, alpha=momentum) if nesterov else b
+        p.add_(g, alpha=-lr)
+
+
+def _fused_available(params: dict[str, torch.Tensor]) -> bool:
+    """Whether PyTorch's fused Adam kernel applies: one float dtype and device for all parameters."""
+    first = next(iter(params.values()))
+    return (hasattr(torch, "_fused_adam_") and first.device.type in ("cpu", "cuda")
+            and first.dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+            and all(v.dtype == first.dtype and v.device == first.device for v in params.values()))
+
+
+# --------------------------------------------------------------------------------------------------
+# training
+
+
+def _check_trainable(template: nn.Module) -> None:
+    for name, mod in template.named_modules():
+        if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+            raise ValueError(
+                f"train: module {name or type(mod).__name__} is batch normalisation, which mixes the samples of a "
+                "batch, so padded and partial batches could not be kept apart; use LayerNorm or GroupNorm")
+
+
+def _gradients(template: nn.Module) -> Callable[..., tuple[dict, torch.Tensor]]:
+    """Per-device gradients and values of the weighted cross-entropy, vmapped over the devices of a chunk
+    (`torch.func.grad` yields gradients in the parameters' own layout, so the optimiser needs no copies)."""
+
+    def loss(p: dict, b: dict, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        logits = functional_call(template, (p, b), (x,))
+        return (F.cross_entropy(logits, y, reduction="none") * w).sum()
+
+    return torch.vmap(grad_and_value(loss), in_dims=(0, 0, 0, 0, 0), randomness="different")
+
+
+class _Chunks:
+    """Stacked tensors copied chunk by chunk (devices in step order) into working views and out to new tensors,
+    so a chunk's copy is still in cache while it trains."""
+
+    def __init__(self, src: dict[str, torch.Tensor], perm: torch.Tensor | None, chunk: int):
+        self.src, self.perm = src, perm
+        self.out = {k: torch.empty_like(v) for k, v in src.items()}
+        self.buf = None if perm is None else {k: v.new_empty((min(chunk, v.shape[0]), *v.shape[1:]))
+                                              for k, v in src.items()}
+
+    def load(self, c0: int, c1: int) -> dict[str, torch.Tensor]:
+        """Working views of rows c0..c1 (in step order), holding the source values."""
+        if self.perm is None:
+            views = {k: o[c0:c1] for k, o in self.out.items()}
+            for k, v in views.items():
+                v.copy_(self.src[k][c0:c1])
+            return views
+        views = {k: b[: c1 - c0] for k, b in self.buf.items()}
+        for k, v in views.items():
+            torch.index_select(self.src[k], 0, self.perm[c0:c1], out=v)
+        return views
+
+    def store(self, c0: int, c1: int, views: dict[str, torch.Tensor]) -> None:
+        """Write trained views back to their devices' rows of the output."""
+        if self.perm is not None:
+            for k, v in views.items():
+                self.out[k].index_copy_(0, self.perm[c0:c1], v)
+
+    def finish(self, c0: int) -> dict[str, torch.Tensor]:
+        """Copy the rows from c0 on (devices that took no step) unchanged; return the output tensors."""
+        for k, o in self.out.items():
+            if self.perm is None:
+                o[c0:].copy_(self.src[k][c0:])
+            else:
+                rest = self.perm[c0:]
+                o.index_copy_(0, rest, self.src[k].index_select(0, rest))
+        return self.out
+
+
+def train(
+    models: ModelField,
+    data: DeviceData,
+    *,
+    epochs: int | None = None,
+    steps: int | None = None,
+    batch_size: int = 32,
+    optimiser: str = "adam",
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    fresh_optimiser: bool = True,
+    state: OptimiserState | None = None,
+    generator: torch.Generator | None = None,
+    order: Callable[[int], object] | None = None,
+    chunk_size: int | None = None,
+    fused: bool | None = None,
+) -> TrainResult:
+    """Train every device's model on its own samples (cross-entropy), all devices as one batched computation.
+
+    Per epoch each device shuffles its own samples and takes ceil(n_i / batch_size) steps, the last batch
+    averaged over its real size (a `DataLoader(shuffle=True, drop_last=False)` loop); with `steps=` every
+    device with data takes exactly that many steps through successive epochs. A device without a real
+    batch at a step is not updated and its optimiser state does not advance; devices without samples are
+    unchanged. `fresh_optimiser=False` continues from `state` (or zeros) and returns the new state.
+    Devices are processed `chunk_size` at a time, each chunk running all its steps while it is in cache.
+    """
+    if optimiser not in _SLOTS:
+        raise ValueError(f"train: unknown optimiser {optimiser!r} (expected 'adam' or 'sgd')")
+    if batch_size < 1:
+        raise ValueError(f"train: batch_size must be >= 1, got {batch_size}")
+    if fresh_optimiser and state is not None:
+        raise ValueError("train: a state was given with fresh_optimiser=True; pass fresh_optimiser=False to use it")
+    n = len(models)
+    sets = data.sets
+    if len(sets) != n:
+        raise ValueError(f"train: {len(sets)} index sets for {n} devices")
+    if state is not None and (state.kind != optimiser or len(state) != n):
+        raise ValueError(f"train: state is for {state.kind} over {len(state)} devices, not {optimiser} over {n}")
+    template = models.template
+    _check_trainable(template)
+
+    total, per_epoch, ptr, stream = batch_schedule(sets, batch_size, epochs=epochs, steps=steps,
+                                                   generator=generator, order=order)
+    device = models.device
+    like = next(iter(models.params.values()))
+    use_fused = optimiser == "adam" and (_fused_available(models.params) if fused is None else fused)
+    chunk = max(1, chunk_size or models.chunk_size)
+
+    # Devices sorted by their number of steps: at every step the devices still training are a prefix.
+    perm = np.argsort(-total, kind="stable")
+    perm_t = None if np.array_equal(perm, np.arange(n)) else torch.as_tensor(perm, device=device)
+    params = _Chunks(models.params, perm_t, chunk)
+    if fresh_optimiser:
+        kept = None
+        start_step = np.zeros(n, dtype=np.int64)
+        fresh = {s: {k: v.new_zeros((min(chunk, n), *v.shape[1:])) for k, v in models.params.items()}
+                 for s in _SLOTS[optimiser]}
+    else:
+        source = state if state is not None else OptimiserState.zeros(optimiser, models)
+        start_step = source.step.cpu().numpy()[perm]
+        kept = {s: _Chunks(d, perm_t, chunk) for s, d in source.slots.items()}
+
+    total_s = total[perm]
+    active_n = int(np.count_nonzero(total_s))
+    inputs = data.dataset.inputs.to(device)
+    labels = data.dataset.labels.to(device)
+    stream_t = torch.as_tensor(stream, device=device)
+    k_t = torch.as_tensor(per_epoch[perm], device=device)
+    n_t = torch.as_tensor(sets.lengths()[perm], device=device)
+    ptr_t = torch.as_tensor(ptr[perm], device=device)
+    slot_j = torch.arange(batch_size, device=device)
+    loss_sum = torch.zeros(n, dtype=torch.float64, device=device)
+
+    step_fn = _gradients(template)
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator)) if generator is not None else None
+    template.train(True)
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            if seed is not None:
+                torch.manual_seed(seed)
+            for c0 in range(0, active_n, chunk):
+                c1 = min(c0 + chunk, active_n)
+                p_chunk = params.load(c0, c1)
+                b_chunk = {k: (v[c0:c1] if perm_t is None else v.index_select(0, perm_t[c0:c1]))
+                           for k, v in models.buffers.items()}
+                if kept is None:
+                    s_chunk = {s: {k: v[: c1 - c0].zero_() for k, v in d.items()} for s, d in fresh.items()}
+                else:
+                    s_chunk = {s: c.load(c0, c1) for s, c in kept.items()}
+                neg_total = -total_s[c0:c1]
+                for s in range(int(total_s[c0])):
+                    m = int(np.searchsorted(neg_total, -s, side="left"))  # devices of the chunk with a step s
+                    rows = slice(c0, c0 + m)
+                    k, n_rows = k_t[rows], n_t[rows]
+                    batch = s % k
+                    first = ptr_t[rows] + (s // k) * n_rows + batch * batch_size
+                    real = torch.clamp(n_rows - batch * batch_size, max=batch_size)
+                    valid = slot_j < real[:, None]
+                    # a padded slot repeats the batch's first sample and weighs 0: nothing foreign enters
+                    samples = stream_t[first[:, None] + torch.where(valid, slot_j, 0)]
+                    weight = valid.to(like.dtype) / real[:, None].to(like.dtype)
+                    p = {key: v[:m] for key, v in p_chunk.items()}
+                    b = {key: v[:m] for key, v in b_chunk.items()}
+                    grads, loss = step_fn(p, b, inputs[samples], labels[samples], weight)
+                    loss_sum[rows] += loss.detach().to(torch.float64) * real
+                    sl = {name: {key: v[:m] for key, v in d.items()} for name, d in s_chunk.items()}
+                    step_counts = start_step[c0 : c0 + m] + s + 1
+                    if optimiser == "sgd":
+                        _sgd(p, grads, sl["momentum_buffer"], lr=lr, momentum=momentum, nesterov=nesterov,
+                             weight_decay=weight_decay)
+                    elif use_fused and step_counts.min() == step_counts.max():
+                        _adam_fused(p, grads, sl["exp_avg"], sl["exp_avg_sq"], float(step_counts[0]), lr=lr,
+                                    betas=betas, eps=eps, weight_decay=weight_decay)
+                    else:
+                        _adam_reference(p, grads, sl["exp_avg"], sl["exp_avg_sq"], step_counts, lr=lr,
+                                        betas=betas, eps=eps, weight_decay=weight_decay)
+                params.store(c0, c1, p_chunk)
+                if kept is not None:
+                    for s, c in kept.items():
+                        c.store(c0, c1, s_chunk[s])
+    finally:
+        template.train(False)
+
+    samples_seen = torch.as_tensor(_samples_seen(total_s, per_epoch[perm], sets.lengths()[perm], batch_size),
+                                   device=device)
+    mean_loss = (loss_sum / samples_seen).to(torch.float32)
+    if perm_t is not None:
+        mean_loss = torch.empty_like(mean_loss).index_copy_(0, perm_t, mean_loss)
+    trained = ModelField._from_spec(models.spec, params.finish(active_n),
+                                    {k: v.clone() for k, v in models.buffers.items()})
+    new_state = None
+    if kept is not None:
+        after = torch.as_tensor(start_step + total_s, dtype=torch.long, device=source.step.device)
+        if perm_t is not None:
+            after = torch.empty_like(after).index_copy_(0, perm_t.to(after.device), after)
+        new_state = OptimiserState(optimiser, after, {s: c.finish(active_n) for s, c in kept.items()})
+    return TrainResult(trained, new_state, mean_loss)
+
+
+def _samples_seen(total: np.ndarray, per_epoch: np.ndarray, counts: np.ndarray, batch_size: int) -> np.ndarray:
+    """Samples processed by each device over its steps (zero for devices without steps, giving a NaN mean loss)."""
+    k = np.maximum(per_epoch, 1)
+    full_epochs = total // k
+    rest = total % k  # batches into an unfinished epoch, all of them full
+    seen = full_epochs * counts + np.minimum(rest * batch_size, counts)
+    return np.where(total > 0, seen, 0).astype(np.float64)

@@ -1,0 +1,78 @@
+"""Per-region accuracy of stacked models, CAcc, own-region accuracy and forgetting."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fieldlearn.learning.data import Dataset, IndexSets
+from fieldlearn.learning.metrics import accuracy_matrix, cacc, forgetting, mean_forgetting, own_region_accuracy
+from fieldlearn.learning.models import ModelField
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors gain nothing from intra-op threads, and on a busy 2-core machine threads only wait."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_accuracy_matrix_equals_a_per_model_loop():
+    g = torch.Generator().manual_seed(0)
+    data = Dataset(torch.randn(90, 5, generator=g), torch.randint(0, 3, (90,), generator=g), 3)
+    models = ModelField.from_factory(lambda: nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3)), 7, seed=1)
+    regions = IndexSets.from_lists([np.arange(0, 40), np.arange(40, 45), [], np.arange(45, 90)])
+    acc = accuracy_matrix(models, data, regions, sample_chunk=16, chunk_size=3)
+    assert acc.shape == (7, 4)
+    for d in range(7):
+        m = models.module(d).eval()
+        for r in (0, 1, 3):
+            idx = regions.row(r)
+            expected = (m(data.inputs[idx]).argmax(1) == data.labels[idx]).double().mean().item()
+            assert acc[d, r] == pytest.approx(expected)
+    assert np.isnan(acc[:, 2]).all()
+    some = accuracy_matrix(models, data, regions, devices=[5, 1])
+    np.testing.assert_array_equal(some, acc[[5, 1]])
+
+
+def test_accuracy_of_a_constant_classifier_is_its_class_share():
+    class Always(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bias = nn.Parameter(torch.tensor([0.0, 5.0]))
+
+        def forward(self, x):
+            return self.bias.expand(x.shape[0], 2)
+
+    labels = torch.tensor([1, 1, 0, 1, 0, 0, 0, 1])
+    data = Dataset(torch.zeros(8, 1), labels, 2)
+    acc = accuracy_matrix(ModelField.replicate(Always(), 2), data, IndexSets.from_lists([[0, 1, 2, 3], [4, 5, 6]]))
+    np.testing.assert_allclose(acc, [[0.75, 0.0], [0.75, 0.0]])
+
+
+def test_cacc_own_region_and_forgetting_on_hand_made_numbers():
+    acc = np.array([
+        [0.9, 0.0, 0.1, 0.0],   # device 0: sum 1.0
+        [0.5, 0.5, 0.5, 0.5],   # device 1: sum 2.0
+        [0.0, 0.0, 0.8, 0.4],   # device 2: sum 1.2
+    ])
+    assert cacc(acc) == pytest.approx((1.0 + 2.0 + 1.2) / 3)
+    assert cacc(acc, devices=[0, 2]) == pytest.approx(1.1)
+    assert np.isnan(cacc(acc, devices=[]))
+    regions = np.array([0, 3, 2])
+    assert own_region_accuracy(acc, regions) == pytest.approx((0.9 + 0.5 + 0.8) / 3)
+    assert own_region_accuracy(acc, regions, devices=[1]) == pytest.approx(0.5)
+    history = np.array([
+        [[0.2, 0.0], [0.1, 0.1]],
+        [[0.9, 0.1], [0.3, 0.2]],
+        [[0.4, 0.6], [0.3, 0.5]],
+    ])  # [time, devices, regions]
+    # best earlier minus last; negative where a region improved at the end
+    np.testing.assert_allclose(forgetting(history), [[0.5, -0.5], [0.0, -0.3]])
+    np.testing.assert_allclose(forgetting(history[:, 0]), [0.5, -0.5])
+    assert mean_forgetting(history) == pytest.approx(-0.075)
+    assert mean_forgetting(history, devices=[1]) == pytest.approx(-0.15)
+    assert (forgetting(history[:1]) == 0).all()

@@ -1,0 +1,291 @@
+"""Batched training equals one torch.optim loop per device, and a device only ever learns from its own samples."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Sampler, TensorDataset
+
+from fieldlearn.learning.data import Dataset, DeviceData, IndexSets
+from fieldlearn.learning.models import ModelField
+from fieldlearn.learning.train import OptimiserState, batch_schedule, train
+
+N_FEATURES, N_CLASSES = 6, 4
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors gain nothing from intra-op threads, and on a busy 2-core machine threads only wait."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def factory() -> nn.Module:
+    return nn.Sequential(nn.Linear(N_FEATURES, 5), nn.Tanh(), nn.Linear(5, N_CLASSES)).double()
+
+
+@pytest.fixture(scope="module")
+def dataset() -> Dataset:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(120, N_FEATURES, generator=g, dtype=torch.float64)
+    y = torch.randint(0, N_CLASSES, (120,), generator=g)
+    return Dataset(x, y, N_CLASSES, "toy")
+
+
+def uneven_sets() -> IndexSets:
+    # 10, 3, 0, 41, 1 and 7 samples (some shared between devices): several batch counts, a zero-sample device
+    return IndexSets.from_lists([np.arange(0, 10), [50, 51, 52], [], np.arange(60, 101), [5], np.arange(3, 10)])
+
+
+class FixedOrder(Sampler):
+    """Replays a given order: a DataLoader(shuffle=True) whose shuffle we know."""
+
+    def __init__(self, order: np.ndarray):
+        self.order = [int(i) for i in order]
+
+    def __iter__(self):
+        return iter(self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+def seeded_orders(sets: IndexSets, seed: int):
+    """An `order` hook: positions into sets.indices, each device's segment permuted, recorded per epoch."""
+    made: dict[int, np.ndarray] = {}
+
+    def order(epoch: int) -> np.ndarray:
+        if epoch not in made:
+            rng = np.random.default_rng([seed, epoch])
+            out = np.arange(sets.nnz)
+            for i in range(len(sets)):
+                a, b = sets.indptr[i], sets.indptr[i + 1]
+                out[a:b] = a + rng.permutation(b - a)
+            made[epoch] = out
+        return made[epoch]
+
+    return order
+
+
+def reference(module: nn.Module, opt: torch.optim.Optimizer, data: Dataset, sets: IndexSets, device: int, order,
+              *, epochs: int | None = None, steps: int | None = None, batch: int) -> tuple[float, int]:
+    """A plain PyTorch loop over DataLoader(drop_last=False) batches in the given order; returns (loss sum, count)."""
+    own = sets.row(device)
+    if own.size == 0:
+        return 0.0, 0
+    local = TensorDataset(data.inputs[own], data.labels[own])
+    done, loss_sum, seen, epoch = 0, 0.0, 0, 0
+    limit = steps if steps is not None else epochs * -(-own.size // batch)
+    while done < limit:
+        a, b = sets.indptr[device], sets.indptr[device + 1]
+        perm = order(epoch)[a:b] - a
+        for x, y in DataLoader(local, batch_size=batch, sampler=FixedOrder(perm), drop_last=False):
+            if done == limit:
+                break
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(module(x), y)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(y)
+            seen += len(y)
+            done += 1
+        epoch += 1
+    return loss_sum, seen
+
+
+def assert_same_models(trained: ModelField, modules: list[nn.Module], atol: float = 1e-10) -> None:
+    for i, m in enumerate(modules):
+        got = trained.module(i)
+        for (name, p), q in zip(m.named_parameters(), got.parameters()):
+            assert torch.allclose(p, q, atol=atol, rtol=0), f"device {i} parameter {name} differs"
+
+
+OPTIMISERS = [
+    ("sgd", dict(lr=0.1), lambda p: torch.optim.SGD(p, lr=0.1)),
+    ("sgd", dict(lr=0.05, momentum=0.9, weight_decay=0.01),
+     lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=0.01)),
+    ("sgd", dict(lr=0.05, momentum=0.5, nesterov=True),
+     lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.5, nesterov=True)),
+    ("adam", dict(lr=0.01, weight_decay=1e-3, fused=False),
+     lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=1e-3)),
+    ("adam", dict(lr=0.01, weight_decay=1e-3, fused=True),
+     lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=1e-3)),
+]
+
+
+@pytest.mark.parametrize("kind,kwargs,make_opt", OPTIMISERS)
+def test_epochs_equal_per_device_torch_loops(dataset, kind, kwargs, make_opt):
+    sets = uneven_sets()
+    models = ModelField.from_factory(factory, len(sets), seed=3)
+    order = seeded_orders(sets, seed=11)
+    result = train(models, DeviceData(dataset, sets), epochs=3, batch_size=4, optimiser=kind, order=order,
+                   chunk_size=2, **kwargs)
+    modules, losses = [], []
+    for i in range(len(sets)):
+        m = models.module(i)
+        loss_sum, seen = reference(m, make_opt(m.parameters()), dataset, sets, i, order, epochs=3, batch=4)
+        modules.append(m)
+        losses.append(loss_sum / seen if seen else float("nan"))
+    assert_same_models(result.models, modules)
+    np.testing.assert_allclose(result.loss.numpy(), np.array(losses), rtol=1e-5)
+    assert torch.isnan(result.loss[2])
+
+
+@pytest.mark.parametrize("kind,kwargs,make_opt", [OPTIMISERS[1], OPTIMISERS[3]])
+def test_steps_cross_epochs_like_a_repeated_dataloader(dataset, kind, kwargs, make_opt):
+    sets = uneven_sets()
+    models = ModelField.from_factory(factory, len(sets), seed=4)
+    order = seeded_orders(sets, seed=12)
+    result = train(models, DeviceData(dataset, sets), steps=7, batch_size=4, optimiser=kind, order=order, **kwargs)
+    modules = []
+    for i in range(len(sets)):
+        m = models.module(i)
+        reference(m, make_opt(m.parameters()), dataset, sets, i, order, steps=7, batch=4)
+        modules.append(m)
+    assert_same_models(result.models, modules)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_kept_adam_state_continues_like_one_optimiser(dataset, fused):
+    # round 1 and round 2 use different sets, so in round 2 the devices' step counts differ
+    first = IndexSets.from_lists([np.arange(0, 8), np.arange(8, 11), [], np.arange(20, 33)])
+    second = IndexSets.from_lists([np.arange(40, 45), np.arange(45, 57), np.arange(60, 62), []])
+    models = ModelField.from_factory(factory, 4, seed=5)
+    o1, o2 = seeded_orders(first, 1), seeded_orders(second, 2)
+    r1 = train(models, DeviceData(dataset, first), epochs=2, batch_size=4, lr=0.02, fresh_optimiser=False,
+               order=o1, fused=fused)
+    assert r1.state.step.tolist() == [4, 2, 0, 8]
+    r2 = train(r1.models, DeviceData(dataset, second), epochs=1, batch_size=4, lr=0.02, fresh_optimiser=False,
+               state=r1.state, order=o2, fused=fused, chunk_size=3)
+    assert r2.state.step.tolist() == [6, 5, 1, 8]
+    modules = []
+    for i in range(4):
+        m = models.module(i)
+        opt = torch.optim.Adam(m.parameters(), lr=0.02)
+        reference(m, opt, dataset, first, i, o1, epochs=2, batch=4)
+        reference(m, opt, dataset, second, i, o2, epochs=1, batch=4)
+        modules.append(m)
+    assert_same_models(r2.models, modules)
+
+
+def test_fresh_optimiser_is_a_new_adam_each_round(dataset):
+    sets = IndexSets.from_lists([np.arange(0, 9), np.arange(9, 14)])
+    models = ModelField.from_factory(factory, 2, seed=6)
+    o = seeded_orders(sets, 3)
+    r1 = train(models, DeviceData(dataset, sets), epochs=1, batch_size=4, lr=0.02, order=o)
+    r2 = train(r1.models, DeviceData(dataset, sets), epochs=1, batch_size=4, lr=0.02, order=o)
+    assert r1.state is None and r2.state is None
+    modules = []
+    for i in range(2):
+        m = models.module(i)
+        for _ in range(2):
+            reference(m, torch.optim.Adam(m.parameters(), lr=0.02), dataset, sets, i, o, epochs=1, batch=4)
+        modules.append(m)
+    assert_same_models(r2.models, modules)
+
+
+def test_full_batch_needs_no_order(dataset):
+    # with one batch covering all samples the shuffle does not matter: plain full-batch gradient descent
+    sets = uneven_sets()
+    models = ModelField.from_factory(factory, len(sets), seed=7)
+    result = train(models, DeviceData(dataset, sets), epochs=5, batch_size=64, optimiser="sgd", lr=0.3,
+                   generator=torch.Generator().manual_seed(0))
+    for i in range(len(sets)):
+        m = models.module(i)
+        own = sets.row(i)
+        opt = torch.optim.SGD(m.parameters(), lr=0.3)
+        for _ in range(5 if own.size else 0):
+            opt.zero_grad()
+            nn.functional.cross_entropy(m(dataset.inputs[own]), dataset.labels[own]).backward()
+            opt.step()
+        assert_same_models(result.models[i], [m])
+
+
+def test_a_device_never_learns_from_other_devices_samples(dataset):
+    sets = IndexSets.from_lists([np.arange(0, 7), np.arange(30, 60), np.arange(60, 61), np.arange(70, 100)])
+    models = ModelField.from_factory(factory, 4, seed=8)
+    clean = train(models, DeviceData(dataset, sets), epochs=2, batch_size=8, generator=torch.Generator().manual_seed(1))
+    # poison every sample that device 0 does not own: NaN inputs and shuffled labels
+    poisoned_x = dataset.inputs.clone()
+    poisoned_y = dataset.labels.clone()
+    others = np.setdiff1d(np.arange(len(dataset)), sets.row(0))
+    poisoned_x[others] = float("nan")
+    poisoned_y[others] = (poisoned_y[others] + 1) % N_CLASSES
+    poisoned = Dataset(poisoned_x, poisoned_y, N_CLASSES)
+    dirty = train(models, DeviceData(poisoned, sets), epochs=2, batch_size=8,
+                  generator=torch.Generator().manual_seed(1))
+    for k in models.params:
+        assert torch.equal(clean.models.params[k][0], dirty.models.params[k][0])
+        assert torch.isfinite(dirty.models.params[k][0]).all()
+        assert not torch.equal(models.params[k][0], dirty.models.params[k][0])
+    assert clean.loss[0] == dirty.loss[0]
+
+
+def test_zero_sample_devices_and_their_state_are_untouched(dataset):
+    sets = IndexSets.from_lists([[], np.arange(0, 5), []])
+    models = ModelField.from_factory(factory, 3, seed=9)
+    state = OptimiserState.zeros("adam", models)
+    state.slots["exp_avg"]["0.weight"][0] = 0.5
+    result = train(models, DeviceData(dataset, sets), epochs=2, batch_size=2, fresh_optimiser=False, state=state,
+                   generator=torch.Generator().manual_seed(0))
+    for k in models.params:
+        assert torch.equal(result.models.params[k][[0, 2]], models.params[k][[0, 2]])
+        assert not torch.equal(result.models.params[k][1], models.params[k][1])
+    assert result.state.step.tolist() == [0, 6, 0]
+    assert torch.equal(result.state.slots["exp_avg"]["0.weight"][0], state.slots["exp_avg"]["0.weight"][0])
+    assert torch.isnan(result.loss[[0, 2]]).all() and torch.isfinite(result.loss[1])
+
+
+def test_generator_makes_training_deterministic(dataset):
+    sets = uneven_sets()
+    models = ModelField.from_factory(factory, len(sets), seed=10)
+    runs = [train(models, DeviceData(dataset, sets), epochs=2, batch_size=3, generator=torch.Generator().manual_seed(s))
+            for s in (1, 1, 2)]
+    for k in models.params:
+        assert torch.equal(runs[0].models.params[k], runs[1].models.params[k])
+    assert not torch.equal(runs[0].models.params["0.weight"][0], runs[2].models.params["0.weight"][0])
+    # the input models are never modified
+    assert torch.equal(models.params["0.weight"], ModelField.from_factory(factory, len(sets), seed=10).params["0.weight"])
+
+
+def test_schedule_shuffles_each_device_within_its_own_samples():
+    sets = uneven_sets()
+    total, per_epoch, ptr, stream = batch_schedule(sets, 4, epochs=2, generator=torch.Generator().manual_seed(0))
+    assert total.tolist() == [6, 2, 0, 22, 2, 4]
+    assert per_epoch.tolist() == [3, 1, 0, 11, 1, 2]
+    for i in range(len(sets)):
+        n = sets.lengths()[i]
+        for e in range(2):
+            epoch = stream[ptr[i] + e * n : ptr[i] + (e + 1) * n]
+            assert sorted(epoch.tolist()) == sorted(sets.row(i).tolist())
+
+
+def test_rejects_batch_norm_and_bad_arguments(dataset):
+    bn = ModelField.from_factory(lambda: nn.Sequential(nn.Linear(N_FEATURES, 4), nn.BatchNorm1d(4)).double(), 2)
+    sets = IndexSets.from_lists([[0, 1], [2, 3]])
+    with pytest.raises(ValueError, match="batch normalisation"):
+        train(bn, DeviceData(dataset, sets), epochs=1)
+    models = ModelField.from_factory(factory, 2)
+    with pytest.raises(ValueError, match="exactly one"):
+        train(models, DeviceData(dataset, sets), epochs=1, steps=2)
+    with pytest.raises(ValueError, match="fresh_optimiser"):
+        train(models, DeviceData(dataset, sets), epochs=1, state=OptimiserState.zeros("adam", models))
+    with pytest.raises(ValueError, match="index sets"):
+        train(models, DeviceData(dataset, IndexSets.from_lists([[0]])), epochs=1)
+    with pytest.raises(ValueError, match="within each device"):
+        train(models, DeviceData(dataset, sets), epochs=1, order=lambda e: np.array([2, 1, 0, 3]))
+
+
+def test_training_ignores_an_outer_no_grad(dataset):
+    # aggregate programs may evaluate rounds under no_grad / inference_mode; training must still learn
+    sets = IndexSets.from_lists([np.arange(0, 10), np.arange(10, 20)])
+    models = ModelField.from_factory(factory, 2, seed=2)
+    plain = train(models, DeviceData(dataset, sets), epochs=1, batch_size=4, generator=torch.Generator().manual_seed(0))
+    for context in (torch.no_grad, torch.inference_mode):
+        with context():
+            inside = train(models, DeviceData(dataset, sets), epochs=1, batch_size=4,
+                           generator=torch.Generator().manual_seed(0))
+        assert torch.equal(inside.models.params["0.weight"], plain.models.params["0.weight"])
