@@ -106,6 +106,7 @@ def run(
     """Run `program` on `network` for `rounds` rounds of `schedule`; pass `vm` (e.g. `trace.vm`) to continue a run."""
     n = network.n_devices
     vm = vm if vm is not None else RoundVM(program, backend=backend, device=device)
+    vm.program = program  # a continued run may run a new version of the program over the old state
     vm.sensors = network.sensors
     trace = Trace(vm, n)
     cache: dict[bytes, Inbox] = {}

@@ -51,3 +51,11 @@ def test_trace_keeps_history_and_last_and_devices_not_fired_yet():
     assert trace.rounds == 2
     np.testing.assert_array_equal(trace.series(), [[1, 0, 0], [2, 1, 0]])
     np.testing.assert_array_equal(trace.fired, [True, True, False])
+
+
+def test_a_continued_run_runs_the_program_it_is_given():
+    from fieldlearn import constant, mid
+
+    net = Network.from_edges(2, [(0, 1)])
+    trace = run(lambda: mid() * 1, net, rounds=1)
+    np.testing.assert_array_equal(run(lambda: constant(42), net, rounds=1, vm=trace.vm).last, [42, 42])

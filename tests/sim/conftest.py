@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sim_helpers import BASE
+from .sim_helpers import BASE
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from fieldlearn import rep, sense
 from fieldlearn.sim.engine import Engine, SimulationError
 from fieldlearn.sim.scenario import parse_scenario
-from sim_helpers import BASE, gradient_program, heard_program
+from .sim_helpers import BASE, gradient_program, heard_program
 
 SCEN = Path(__file__).resolve().parents[2] / "scenarios"
 

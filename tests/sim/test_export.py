@@ -13,7 +13,7 @@ from fieldlearn.sim.export import csv_text, fmt, summarise, write_atomic
 from fieldlearn.sim.hooks import register_metric
 from fieldlearn.sim.runner import run_scenario
 from fieldlearn.sim.scenario import parse_scenario
-from sim_helpers import BASE, gradient_program
+from .sim_helpers import BASE, gradient_program
 
 SCEN = Path(__file__).resolve().parents[2] / "scenarios"
 

@@ -13,7 +13,7 @@ from fieldlearn.sim.errors import ScenarioError
 from fieldlearn.sim.overrides import apply_overrides, parse_key
 from fieldlearn.sim.scenario import Scenario, load_scenario, parse_scenario
 
-from sim_helpers import BASE
+from .sim_helpers import BASE
 
 REPO = Path(__file__).resolve().parents[2]
 
