@@ -1,0 +1,210 @@
+"""Resumable results on disk: one folder per run, complete or absent.
+
+    OUT/
+      sweep.json            what the sweep is (scenario, sets, grid, seeds) and each run's status
+      runs/ID/              a complete run: the simulator's files, result.json (rows), done.json (config hash)
+      runs/.partial-ID-*    a run being written (or left by a killed one): never read, removed on the next start
+      errors/ID.txt         the error of a run that failed last time (removed when it succeeds)
+
+A run's files are written into a `.partial-` folder, flushed to disk, `done.json` (with the hash of the run's
+resolved configuration) written last, and the folder renamed to `runs/ID` in one step. A run counts as complete
+only when `runs/ID/done.json` names the same configuration hash as the run about to be made, so a changed scenario,
+program or override reruns it, and a half-written run is never mistaken for a complete one.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+from .grid import FORMAT, SweepError
+
+MARKER = "sweep.json"
+RESULT = "result.json"
+DONE = "done.json"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_file(path: Path, data: bytes | str, sync: bool = True) -> None:
+    """Write a whole file and (by default) flush it to disk."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with open(path, "wb") as fh:
+        fh.write(payload)
+        fh.flush()
+        if sync:
+            os.fsync(fh.fileno())
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Replace `path` so that a reader sees the old file or the complete new one, never a partial one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
+    try:
+        write_file(tmp, data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def dumps(obj: Any) -> str:
+    """JSON with exact floats (repr), NaN and infinities kept (Python's json reads them back)."""
+    return json.dumps(obj, indent=None, separators=(",", ":"), allow_nan=True) + "\n"
+
+
+class Store:
+    """The result folder of one sweep."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.runs = self.root / "runs"
+        self.errors = self.root / "errors"
+
+    # -- the folder --------------------------------------------------------------------------------------
+    def open(self, arg: str = "--out") -> None:
+        """Create the folder, refusing one that holds something other than a sweep."""
+        r = self.root
+        if r.exists() and not r.is_dir():
+            raise SweepError(f"{arg} {r}: exists and is not a folder")
+        if r.is_dir() and any(r.iterdir()) and not (r / MARKER).is_file() and not self.runs.is_dir():
+            raise SweepError(
+                f"{arg} {r}: the folder holds files that are not a sweep's results; choose another folder "
+                "(a sweep only resumes in a folder it created)"
+            )
+        self.runs.mkdir(parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def lock(self, arg: str = "--out") -> Iterator[None]:
+        """Hold an exclusive lock on the folder (released when the process ends, even if it is killed)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / ".lock"
+        fh = open(path, "a+")
+        try:
+            try:
+                import fcntl
+
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except ImportError:  # not POSIX: no lock
+                pass
+            except OSError:
+                fh.seek(0)
+                who = fh.read().strip()
+                raise SweepError(f"{arg} {self.root}: another sweep is running in this folder"
+                                 + (f" (process {who})" if who else "") + "; wait for it or choose another folder") from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
+            yield
+        finally:
+            fh.close()
+
+    def clean(self) -> int:
+        """Remove what interrupted runs left (partial and replaced folders, temporary files); returns how many."""
+        n = 0
+        if self.runs.is_dir():
+            for p in self.runs.iterdir():
+                if p.name.startswith((".partial-", ".old-")):
+                    shutil.rmtree(p, ignore_errors=True)
+                    n += 1
+        for folder in (self.root, self.errors):
+            if folder.is_dir():
+                for p in folder.glob(".*.tmp-*"):
+                    p.unlink(missing_ok=True)
+        return n
+
+    # -- runs ----------------------------------------------------------------------------------------------
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs / run_id
+
+    def status(self, run_id: str, config_hash: str) -> str:
+        """`complete` (a result for exactly this configuration), `stale` (a result for another one) or `missing`."""
+        done = self.run_dir(run_id) / DONE
+        try:
+            marker = json.loads(done.read_text())
+        except (OSError, ValueError):
+            return "missing"
+        if not isinstance(marker, dict) or marker.get("format") != FORMAT:
+            return "stale"
+        if marker.get("config_hash") != config_hash or not (self.run_dir(run_id) / RESULT).is_file():
+            return "stale"
+        return "complete"
+
+    def begin(self, run_id: str) -> Path:
+        """A fresh private folder to write a run into (renamed into place by `commit`)."""
+        self.runs.mkdir(parents=True, exist_ok=True)
+        tmp = self.runs / f".partial-{run_id}-{os.getpid()}-{secrets.token_hex(4)}"
+        tmp.mkdir()
+        return tmp
+
+    def commit(self, tmp: Path, run_id: str, config_hash: str, result: dict[str, Any]) -> Path:
+        """Finish a run written into `tmp`: result.json, then done.json, flushed; then one rename makes it visible."""
+        for p in tmp.iterdir():  # the simulator's files were written without fsync
+            if p.is_file():
+                with open(p, "rb") as fh:
+                    os.fsync(fh.fileno())
+        write_file(tmp / RESULT, dumps(result))
+        files = sorted(p.name for p in tmp.iterdir()) + [DONE]
+        write_file(tmp / DONE, json.dumps({"format": FORMAT, "run": run_id, "config_hash": config_hash, "files": files},
+                                          indent=2) + "\n")
+        _fsync_dir(tmp)
+        final = self.run_dir(run_id)
+        old = None
+        if final.exists():
+            old = self.runs / f".old-{run_id}-{os.getpid()}-{secrets.token_hex(4)}"
+            os.rename(final, old)
+        os.rename(tmp, final)
+        _fsync_dir(self.runs)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        (self.errors / f"{run_id}.txt").unlink(missing_ok=True)
+        return final
+
+    def discard(self, tmp: Path) -> None:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def write_payload(self, run_id: str, config_hash: str, result: dict[str, Any], files: dict[str, bytes]) -> Path:
+        """Commit a run computed elsewhere (a Ray worker): its files arrive as bytes."""
+        tmp = self.begin(run_id)
+        try:
+            for name, data in files.items():
+                if "/" in name or "\\" in name or name.startswith(".") or name in (RESULT, DONE):
+                    raise ValueError(f"unexpected result file name {name!r}")
+                write_file(tmp / name, data, sync=False)
+            return self.commit(tmp, run_id, config_hash, result)
+        except BaseException:
+            self.discard(tmp)
+            raise
+
+    def load(self, run_id: str) -> dict[str, Any]:
+        """The stored rows of a complete run."""
+        return json.loads((self.run_dir(run_id) / RESULT).read_text())
+
+    # -- failures ------------------------------------------------------------------------------------------
+    def record_failure(self, run_id: str, text: str) -> Path:
+        self.errors.mkdir(parents=True, exist_ok=True)
+        path = self.errors / f"{run_id}.txt"
+        write_atomic(path, text if text.endswith("\n") else text + "\n")
+        return path
+
+    def failure_text(self, run_id: str) -> str | None:
+        try:
+            return (self.errors / f"{run_id}.txt").read_text()
+        except OSError:
+            return None

@@ -1,0 +1,65 @@
+"""A tiny scenario and a test program that can fail, sleep or kill its own process, and logs each run it starts."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+GRID = REPO / "scenarios" / "grid.yaml"
+
+PROGRAM = '''
+"""Gradient, plus ways to misbehave chosen by params (for the sweep tests)."""
+import os
+import signal
+import time
+from pathlib import Path
+
+from fieldlearn import sense
+from fieldlearn.lib import distance_to
+
+
+def setup(engine):
+    p = engine.scenario.program.params
+    seed = engine.scenario.seed
+    if p.get("log"):
+        with open(p["log"], "a") as fh:
+            fh.write(f"{p.get('tag')} {seed}\\n")
+    if p.get("sleep"):
+        time.sleep(p["sleep"])
+    if p.get("kill_tag") == p.get("tag") and p.get("kill_seed") == seed and Path(p["marker"]).exists():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def program(tag="a", mode="ok", log=None, sleep=0, kill_tag=None, kill_seed=None, marker=None):
+    if mode == "fail":
+        raise ValueError("this variant fails on purpose")
+    return {"gradient": distance_to(sense("source"))}
+'''
+
+TINY = {
+    "name": "tiny",
+    "seed": 1,
+    "duration": {"rounds": 4},
+    "sensors": {"source": {"default": False, "set": [{"devices": {"ids": [0]}, "value": True}]}},
+    "deployments": [{"kind": "grid", "rows": 3, "cols": 3, "spacing": 1.0}],
+    "links": {"rule": "radius", "radius": 1.1},
+    "program": {"name": "misbehave", "params": {}},
+    "exports": {"values": ["gradient"], "stats": ["mean", "max"], "metrics": ["devices"],
+                "figures": {"timeseries": False}},
+}
+
+
+def write_tiny(folder: Path, **params) -> Path:
+    """tiny.yaml and programs/misbehave.py in `folder`; `params` become the program's fixed params."""
+    (folder / "programs").mkdir(parents=True, exist_ok=True)
+    (folder / "programs" / "misbehave.py").write_text(PROGRAM)
+    data = yaml.safe_load(yaml.safe_dump(TINY))
+    data["program"]["params"] = {k: str(v) if isinstance(v, Path) else v for k, v in params.items()}
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def log_lines(path: Path) -> list[str]:
+    return sorted(path.read_text().split("\n")[:-1]) if path.exists() else []

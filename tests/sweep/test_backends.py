@@ -1,0 +1,87 @@
+"""Backends: local processes and Ray give identical tables; a killed or hung worker fails only its run, and the
+next sweep with the same arguments reruns only that run; Ray missing or misnamed is a clear input error."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+
+from fieldlearn.sweep import sweep
+from fieldlearn.sweep.backends import LocalBackend, RayBackend, make_backend
+from fieldlearn.sweep.grid import SweepError
+
+from .helpers import GRID, log_lines, write_tiny
+
+HAVE_RAY = importlib.util.find_spec("ray") is not None
+
+
+@pytest.mark.skipif(not HAVE_RAY, reason="Ray is not installed (pip install 'fieldlearn[ray]'); CI installs it")
+def test_local_and_ray_backends_give_identical_tables(tmp_path):
+    args = dict(seeds="0-1", grid={"links.radius": [1.5, 2.5]}, sets={"duration": {"rounds": 5}}, workers=2,
+                rounds_at="2,end", run_figures=False, progress=False)
+    local = sweep(GRID, out=tmp_path / "local", **args)
+    ray = sweep(GRID, ray=True, out=tmp_path / "ray", **args)
+    assert not local.failures and not ray.failures
+    assert len(local) == 4 * 6 and local.columns[:5] == ["run", "links.radius", "seed", "time", "round"]
+    assert local.to_csv() == ray.to_csv()
+    assert local.summary.to_csv() == ray.summary.to_csv()
+    for run in {r["run"] for r in local}:
+        for name in ("metrics.csv", "summary.json", "scenario.yaml", "result.json", "done.json"):
+            a = (tmp_path / "local" / "runs" / run / name).read_bytes()
+            assert a == (tmp_path / "ray" / "runs" / run / name).read_bytes(), (run, name)
+    assert (tmp_path / "ray" / "comparison.png").read_bytes() == (tmp_path / "local" / "comparison.png").read_bytes()
+
+
+def test_a_killed_worker_fails_only_its_run_and_the_rerun_makes_only_it(tmp_path):
+    log, marker = tmp_path / "log.txt", tmp_path / "kill-me"
+    marker.write_text("")
+    scen = write_tiny(tmp_path, log=log, kill_tag="b", kill_seed=1, marker=marker)
+    args = dict(seeds="0-1", grid={"program.params.tag": ["a", "b"]}, workers=2, out=tmp_path / "out", progress=False)
+    first = sweep(scen, **args)
+    assert log_lines(log) == ["a 0", "a 1", "b 0", "b 1"]
+    assert [(f["program.params.tag"], f["seed"]) for f in first.failures] == [("b", 1)]
+    assert "killed by SIGKILL" in first.failures[0]["error"]
+    assert sorted({(r["program.params.tag"], r["seed"]) for r in first}) == [("a", 0), ("a", 1), ("b", 0)]
+    assert "failures.csv" in first.files and "SIGKILL" in first.files["failures.csv"].read_text()
+    summary_b = [r for r in first.summary if r["program.params.tag"] == "b"]
+    assert summary_b and all(r["runs"] == 1 and r["failed"] == 1 for r in summary_b)
+
+    marker.unlink()
+    log.unlink()
+    second = sweep(scen, **args)
+    assert log_lines(log) == ["b 1"]  # only the run without a complete result
+    assert not second.failures and second.ran == 1 and second.reused == 3
+    assert len({r["run"] for r in second}) == 4 and "failures.csv" not in second.files
+    assert not (tmp_path / "out" / "failures.csv").exists()
+
+
+def test_a_run_past_the_timeout_is_killed_and_reported(tmp_path):
+    scen = write_tiny(tmp_path)
+    table = sweep(scen, seeds="0", grid={"program.params.sleep": [0, 60]}, workers=2, timeout=2, progress=False)
+    assert len(table.failures) == 1 and "timed out after 2 s" in table.failures[0]["error"]
+    assert {r["program.params.sleep"] for r in table} == {0}
+
+
+def test_ray_missing_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail
+    with pytest.raises(SweepError, match=r"pip install 'fieldlearn\[ray\]'"):
+        make_backend(ray=True)
+    with pytest.raises(SweepError, match=r"--ray: Ray is not installed"):
+        sweep(GRID, ray="auto", progress=False)
+
+
+def test_backend_arguments():
+    assert isinstance(make_backend(), LocalBackend) and make_backend(workers=3).workers == 3
+    assert make_backend().workers >= 1
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(SweepError, match="--workers"):
+            make_backend(workers=bad)
+    with pytest.raises(SweepError, match="--timeout"):
+        make_backend(timeout=0)
+    with pytest.raises(SweepError, match="not a Ray address"):
+        make_backend(ray="scenarios/grid.yaml")
+    if HAVE_RAY:
+        assert make_backend(ray=True).address is None and make_backend(ray="local").address is None
+        assert make_backend(ray="10.0.0.1:6379").address == "10.0.0.1:6379"
+        assert isinstance(make_backend(ray="ray://head:10001"), RayBackend)
