@@ -370,6 +370,7 @@ class RayBackend:
         ray = self.ray
         started_here = False
         if not ray.is_initialized():
+            self._check_reachable()
             kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
                                       "log_to_driver": False}
             if self.address is None:
@@ -377,8 +378,9 @@ class RayBackend:
             try:
                 ray.init(address=self.address, **kwargs)
             except Exception as exc:
-                where = self.address or "a local instance"
-                raise SweepError(f"--ray {self.address or ''}: cannot connect to {where}: {type(exc).__name__}: {exc}".replace("--ray :", "--ray:")) from None
+                arg = f"--ray {self.address}" if self.address else "--ray"
+                what = f"cannot connect to the Ray cluster at {self.address}" if self.address else "cannot start Ray"
+                raise SweepError(f"{arg}: {what}: {type(exc).__name__}: {exc}") from None
             started_here = True
         limit = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         task = ray.remote(num_cpus=1, max_retries=0)(ray_task)
@@ -413,6 +415,20 @@ class RayBackend:
                     pass
             if started_here:
                 ray.shutdown()
+
+    def _check_reachable(self, timeout: float = 5.0) -> None:
+        """Fail fast (instead of Ray's minutes of retries) when a HOST:PORT address does not answer."""
+        import re
+        import socket
+
+        m = re.fullmatch(r"(?:ray://)?([\w.-]+):(\d+)", self.address or "")
+        if not m:
+            return
+        try:
+            socket.create_connection((m.group(1), int(m.group(2))), timeout=timeout).close()
+        except OSError as exc:
+            raise SweepError(f"--ray {self.address}: cannot reach the Ray cluster there ({exc}); start one with "
+                             "`ray start --head` or give its address") from None
 
     @staticmethod
     def _collect(ray: Any, ref: Any, spec: RunSpec, store: Store, wall: float) -> Outcome:

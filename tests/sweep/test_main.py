@@ -58,6 +58,7 @@ def test_cli_writes_the_tidy_table_summary_and_figure(tmp_path, capsys):
         (["--rounds-at", "ten"], "--rounds-at ten"),
         (["--metric", "nope"], "--metric nope: the runs do not record it"),
         (["--ray", "not an address"], "--ray not an address: not a Ray address"),
+        (["--ray", "127.0.0.1:1"], "--ray"),  # nothing listens there (or Ray is not installed)
         (["--workers", "0"], "--workers 0"),
         (["--device", "tpu"], "--device tpu"),
     ],

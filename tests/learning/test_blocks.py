@@ -1,0 +1,257 @@
+"""Aggregate learning blocks: sample fields, per-device training, blend, replay, replay mixing, fine-tune."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fieldlearn import Network, constant, mid, rep, run, sense
+from fieldlearn.calculus import RoundVM
+from fieldlearn.learning.blocks import (
+    ReplayStore,
+    Trainer,
+    blend,
+    finetune,
+    pad_sets,
+    paper_alpha,
+    replay,
+    sample_counts,
+    train_locally,
+    unpad,
+    with_replay,
+)
+from fieldlearn.learning.context import (
+    LearningConfig,
+    LearningContext,
+    attach,
+    fresh_models,
+    keep_latest,
+    sensed_samples,
+)
+from fieldlearn.learning.data import IndexSets
+from fieldlearn.learning.models import ModelField
+
+
+def rows(*lists):
+    return IndexSets.from_lists([np.asarray(r, dtype=np.int64) for r in lists])
+
+
+def digits_context(n=4, regions=(0, 0, 1, 1), hidden=(8,), **kw):
+    config = LearningConfig(dataset="digits", hidden=hidden, batch_size=8, **kw)
+    return LearningContext(config, n_devices=n, region_names=["a", "b"], initial_region=np.asarray(regions), seed=3)
+
+
+def learning_run(program, ctx, net, rounds, **kw):
+    """Run `program` on `net` with `ctx` attached to a fresh torch VM."""
+    vm = RoundVM(program, backend="torch")
+    attach(vm, ctx)
+    return run(program, net, rounds=rounds, vm=vm, **kw)
+
+
+def clique(n=4, regions=(0, 0, 1, 1)):
+    net = Network.from_edges(n, [(i, j) for i in range(n) for j in range(i + 1, n)])
+    net.sensors["region"] = np.asarray(regions)
+    net.sensors["time"] = 0.0
+    net.sensors["mobile"] = np.zeros(n, dtype=bool)
+    return net
+
+
+# --------------------------------------------------------------------------------------------- sample fields
+
+
+def test_pad_and_unpad_round_trip_including_empty_rows():
+    sets = rows([5, 1, 9], [], [7])
+    padded = pad_sets(sets)
+    assert padded.tolist() == [[5, 1, 9], [-1, -1, -1], [7, -1, -1]]
+    back = unpad(padded)
+    assert back.equals(sets)
+    empty = pad_sets(IndexSets.empty(2))
+    assert tuple(empty.shape) == (2, 0) and unpad(empty).equals(IndexSets.empty(2))
+
+
+def test_sample_counts_counts_real_entries_only():
+    net = clique()
+    net.sensors["s"] = np.array([[3, 4, -1], [-1, -1, -1], [1, 2, 3], [0, -1, -1]])
+    trace = run(lambda: sample_counts(sense("s")), net, rounds=1, backend="torch")
+    assert trace.last.tolist() == [2, 0, 3, 1]
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+def test_train_locally_is_the_trainer_on_every_device_at_once_and_skips_devices_without_samples():
+    ctx = digits_context()
+    net = clique()
+    samples = rows(np.arange(0, 20), np.arange(20, 30), [], np.arange(40, 64))
+    net.sensors["s"] = pad_sets(samples).numpy()
+
+    def program():
+        start = fresh_models()
+        keep_latest(start, "start")
+        keep_latest(train_locally(start, sense("s"), ctx.trainer, key=4))
+        return constant(0)
+
+    learning_run(program, ctx, net, rounds=1)
+    start = ctx.recorded["start"]
+    expected = ctx.trainer(start, pad_sets(samples), salt=(0, 4))  # clock 0, the block's key
+    for k, t in ctx.latest.params.items():
+        assert torch.equal(t, expected.params[k])
+    # device 2 had no samples: its model is untouched; the others moved
+    for k, t in ctx.latest.params.items():
+        assert torch.equal(t[2], start.params[k][2])
+        assert not torch.equal(t[0], start.params[k][0])
+
+
+def test_blend_is_exact_at_zero_and_one_and_a_per_device_mix_in_between():
+    ctx = digits_context()
+    net = clique()
+    net.sensors["alpha"] = np.array([0.0, 1.0, 0.25, 0.5])
+
+    def program():
+        a = fresh_models()
+        b = train_locally(a, sensed_samples(), ctx.trainer)
+        keep_latest(a, "a")
+        keep_latest(b, "b")
+        keep_latest(blend(a, b, sense("alpha")))
+        return constant(0)
+
+    learning_run(program, ctx, net, rounds=1)
+    a, b, out = ctx.recorded["a"], ctx.recorded["b"], ctx.latest
+    alpha = torch.tensor([0.0, 1.0, 0.25, 0.5])
+    for k in out.params:
+        assert torch.equal(out.params[k][0], a.params[k][0])
+        assert torch.equal(out.params[k][1], b.params[k][1])
+        mix = (1 - alpha.view(-1, *[1] * (a.params[k].dim() - 1))) * a.params[k] + alpha.view(
+            -1, *[1] * (a.params[k].dim() - 1)) * b.params[k]
+        assert torch.allclose(out.params[k][2:], mix[2:], atol=1e-6)
+
+
+def test_finetune_touches_only_the_selected_devices():
+    ctx = digits_context()
+    net = clique()
+    net.sensors["sel"] = np.array([True, False, True, False])
+
+    def program():
+        a = fresh_models()
+        keep_latest(a, "a")
+        keep_latest(finetune(a, sensed_samples(), ctx.trainer, where=sense("sel")))
+        return constant(0)
+
+    learning_run(program, ctx, net, rounds=1)
+    a, out = ctx.recorded["a"], ctx.latest
+    for k in out.params:
+        for d, changed in enumerate([True, False, True, False]):
+            assert torch.equal(out.params[k][d], a.params[k][d]) != changed
+
+
+def test_paper_alpha_is_min_of_gamma_and_dwell_over_horizon():
+    net = Network.from_edges(5, [])
+    net.sensors["s"] = np.array([1, 3, 9, 10, 60])
+    trace = run(lambda: paper_alpha(sense("s"), 0.3, 30), net, rounds=1)
+    assert np.allclose(trace.last, [1 / 30, 0.1, 0.3, 0.3, 0.3])
+
+
+# ------------------------------------------------------------------------------------------------ replay
+
+
+def test_replay_store_moves_the_whole_stay_into_memory_on_a_move_and_keeps_nothing_for_disabled_devices():
+    store = ReplayStore(3, "unbounded")
+    ids = np.array([0, 1, 2])
+    no, yes = np.zeros(3, bool), np.ones(3, bool)
+    enabled = np.array([True, True, False])
+    mem = store.update(ids, pad_sets(rows([1, 2], [10], [20])), no, yes, enabled)  # first round: fresh
+    assert unpad(mem).equals(IndexSets.empty(3))
+    mem = store.update(ids, pad_sets(rows([2, 3], [11], [21])), no, no, enabled)
+    assert unpad(mem).equals(IndexSets.empty(3))  # nothing enters until the device moves
+    moved = np.array([True, False, True])
+    mem = store.update(ids, pad_sets(rows([50], [12], [22])), moved, no, enabled)
+    assert [r.tolist() for r in unpad(mem).to_lists()] == [[1, 2, 3], [], []]
+    mem = store.update(ids, pad_sets(rows([51], [13], [23])), np.array([True, True, True]), no, enabled)
+    # what a device sees in the round it arrives belongs to its new region
+    assert [r.tolist() for r in unpad(mem).to_lists()] == [[1, 2, 3, 50], [10, 11, 12], []]
+    # a device that restarts (fresh) forgets its memory and its stay
+    mem = store.update(ids, pad_sets(rows([60], [], [])), no, np.array([True, False, False]), enabled)
+    assert unpad(mem).to_lists()[0].tolist() == []
+    mem = store.update(ids, pad_sets(rows([61], [], [])), np.array([True, False, False]), no, enabled)
+    assert unpad(mem).to_lists()[0].tolist() == [60]
+
+
+@pytest.mark.parametrize("policy, bound", [("reservoir:5", 5), ("class_balanced:6", 6), ("fraction:0.5", None)])
+def test_replay_store_keeps_the_policy_bound(policy, bound):
+    labels = np.arange(200) % 3
+    store = ReplayStore(2, policy, labels=labels, seed=1)
+    ids = np.array([0, 1])
+    store.update(ids, pad_sets(rows([], [])), np.zeros(2, bool), np.ones(2, bool))
+    for k in range(4):
+        stay = rows(np.arange(40 * k, 40 * k + 20), np.arange(40 * k + 20, 40 * k + 40))
+        store.update(ids, pad_sets(stay), np.zeros(2, bool), np.zeros(2, bool))
+        mem = unpad(store.update(ids, pad_sets(rows([], [])), np.ones(2, bool), np.zeros(2, bool)))
+        sizes = mem.lengths()
+        if bound is not None:
+            assert sizes.max() <= bound
+            if policy.startswith("class_balanced"):
+                counts = np.bincount(labels[mem.row(0)], minlength=3)
+                assert counts.max() - counts.min() <= 1
+        else:
+            assert sizes.tolist() == [10 * (k + 1), 10 * (k + 1)]  # half of each 20-sample stay
+
+
+def test_replay_block_fills_memory_when_the_leader_changes():
+    ctx = digits_context(n=2, regions=(0, 1))
+    store = ReplayStore(2, "unbounded")
+    net = Network.from_edges(2, [])
+    net.sensors["enabled"] = np.array([True, False])
+    sizes = []
+    for leader in [0, 0, 0, 1, 1]:
+        net.sensors["leader"] = np.array([leader, leader])
+        net.sensors["s"] = np.array([[leader * 10 + len(sizes)], [100 + len(sizes)]])
+        program = lambda: sample_counts(replay(sense("s"), sense("leader"), store, enabled=sense("enabled")))
+        trace = run(program, net, rounds=1, backend="torch", vm=trace.vm if sizes else None)
+        sizes.append(trace.last.tolist())
+    # device 0 saw samples 0, 1, 2 under leader 0; on the change (round 3) they enter its memory
+    assert sizes == [[0, 0], [0, 0], [0, 0], [3, 0], [3, 0]]
+    assert store.memory.indices(0).tolist() == [0, 1, 2]
+
+
+def test_with_replay_unites_current_samples_with_a_bounded_draw_of_the_memory():
+    net = Network.from_edges(2, [])
+    net.sensors["now"] = np.array([[1, 2], [3, -1]])
+    net.sensors["mem"] = np.array([list(range(100, 140)), [200] + [-1] * 39])
+    trace = run(lambda: with_replay(sense("now"), sense("mem"), per_round=10), net, rounds=1, backend="torch")
+    got = unpad(trace.last)
+    first, second = got.row(0), got.row(1)
+    assert {1, 2} <= set(first.tolist()) and len(first) == 12 and set(first.tolist()) - {1, 2} <= set(range(100, 140))
+    assert second.tolist() == [3, 200]
+    whole = run(lambda: with_replay(sense("now"), sense("mem")), net, rounds=1, backend="torch")
+    assert len(unpad(whole.last).row(0)) == 42
+
+
+# ------------------------------------------------------------------------------------------------ context
+
+
+def test_sensed_samples_come_from_the_device_region_part_and_per_round_draws_are_bounded():
+    ctx = digits_context(samples_per_round=5)
+    net = clique()
+    trace = learning_run(lambda: sensed_samples(), ctx, net, rounds=1)
+    got = unpad(trace.last)
+    assert got.lengths().tolist() == [5, 5, 5, 5]
+    for d, region in enumerate([0, 0, 1, 1]):
+        part = ctx.data.parts.row(ctx.data.part_offsets[region] + ctx.part_of_device[d])
+        assert set(got.row(d).tolist()) <= set(part.tolist())
+    labels = ctx.dataset.labels.numpy()
+    assert set(labels[got.row(0)]) <= {0, 1, 2, 3, 4} and set(labels[got.row(3)]) <= {5, 6, 7, 8, 9}
+
+
+def test_fresh_models_are_one_shared_initialisation_and_kept_by_rep():
+    ctx = digits_context()
+    net = clique()
+
+    def program():
+        models = rep(fresh_models, lambda theta: theta)
+        keep_latest(models)
+        return constant(0)
+
+    learning_run(program, ctx, net, rounds=2)
+    for t in ctx.latest.params.values():
+        assert all(torch.equal(t[0], t[d]) for d in range(1, 4))
+    assert isinstance(ctx.latest, ModelField) and ctx.has_model["models"].all()

@@ -1,0 +1,105 @@
+"""programs/c2fl.py on the digits scenario: the ablations are the same program with one block switched off, C2FL
+keeps past areas where Local forgets them, the public code's schedule, and errors that name the YAML path.
+
+Long runs are marked slow; FIELDLEARN_SHORT=1 (set by CI) shortens them."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fieldlearn.sim import ScenarioError, load_scenario, run_scenario
+from fieldlearn.sim.__main__ import main
+from fieldlearn.sim.engine import Engine
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIO = REPO / "scenarios" / "c2fl.yaml"
+SHORT = os.environ.get("FIELDLEARN_SHORT") == "1"
+
+
+def c2fl(rounds: int, *sets: str):
+    """Run the digits C2FL scenario for `rounds` rounds with overrides; return its learning context."""
+    result = run_scenario(load_scenario(SCENARIO, [f"duration.rounds={rounds}", *sets]))
+    return result.engine.learning, result
+
+
+def same_models(a, b) -> bool:
+    return all(torch.equal(a.latest.params[k], b.latest.params[k]) for k in a.latest.params)
+
+
+def test_ablations_differ_from_c2fl_only_in_the_switched_block():
+    rounds = 34  # past the first move (round 30), so replay and dwell restarts are exercised
+    full, _ = c2fl(rounds)
+    # CL = C2FL without the merge: the same as C2FL whose blend weight is 0 (gamma 0), bit for bit
+    cl, _ = c2fl(rounds, "program.params.method=cl")
+    no_merge, _ = c2fl(rounds, "program.params.gamma=0.0")
+    assert same_models(cl, no_merge) and not same_models(cl, full)
+    # FL = C2FL without replay: the same as C2FL with an always-empty memory
+    fl, _ = c2fl(rounds, "program.params.method=fl")
+    no_memory, _ = c2fl(rounds, "program.params.memory=reservoir", "program.params.capacity=0")
+    assert same_models(fl, no_memory) and not same_models(fl, full)
+    assert full.memory_sizes()[full.mobile].min() > 0 and fl.memory_sizes().sum() == 0
+    # static devices never keep a memory
+    assert full.memory_sizes()[~full.mobile].sum() == 0
+
+
+@pytest.mark.slow
+def test_c2fl_keeps_past_areas_where_local_stays_near_one_area():
+    rounds = 65 if SHORT else 120  # SHORT: two moves (areas 0 -> 1 -> 2 for the first movers)
+    above = 0.5  # chance is 0.1 on ten classes; an area's classes are never seen elsewhere
+    ctx, _ = c2fl(rounds)
+    local, _ = c2fl(rounds, "program.params.method=local")
+    movers = np.flatnonzero(ctx.mobile)
+    ev = ctx.history[-1]
+    assert ev.round == rounds
+    good = (ev.accuracy[movers] > above).sum(axis=1)
+    assert good.max() >= 2 and good.mean() >= 1.5, ev.accuracy[movers]
+    lev = local.history[-1]
+    local_good = (lev.accuracy[movers] > above).sum(axis=1)
+    assert local_good.max() <= 1, lev.accuracy[movers]
+    assert ev.cacc() > lev.cacc() + 0.5
+
+
+def test_code_variant_merges_every_third_round_with_the_clipped_weight():
+    e = Engine(load_scenario(SCENARIO, ["duration.rounds=10", "program.params.variant=code"]))
+    mobile = e.learning.mobile
+    seen, expected = [], []
+    for tick in range(8):
+        e.run(until=tick + 1)  # the round at time `tick`
+        seen.append((e.outputs["alpha"][mobile][0], e.outputs["alpha"][~mobile][0]))
+        w = min(0.3, max(0.1, (tick % 30) / 30))
+        expected.append((w / (0.6 + w), 0.4) if tick % 3 == 0 else (0.0, 0.0))
+    assert np.allclose(seen, expected, atol=1e-6)
+
+
+def test_bad_parameters_and_learning_settings_name_their_yaml_path():
+    with pytest.raises(ScenarioError, match="program.params.method"):
+        c2fl(1, "program.params.method=federated")
+    with pytest.raises(ScenarioError, match="program.params.memory"):
+        c2fl(1, "program.params.memory=class_balanced")  # needs a capacity
+    with pytest.raises(ScenarioError, match=r"learning\.partition"):
+        c2fl(1, "learning.partition=dirichlet(-1)")
+    with pytest.raises(ScenarioError, match=r"learning\.model\.hidden"):
+        c2fl(1, "learning.model.hidden=[0]")
+    with pytest.raises(ScenarioError, match=r"learning\.epochs"):
+        c2fl(1, "learning.epochs=two")
+    with pytest.raises(ScenarioError, match=r"learning\.dataset"):
+        c2fl(1, "learning.dataset=/no/such/dir")
+    with pytest.raises(ScenarioError, match=r"learning\.colour"):
+        c2fl(1, "learning.colour=red")
+
+
+def test_the_command_line_writes_per_area_accuracy_columns_and_is_deterministic(tmp_path, capsys):
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"r{k}"
+        assert main([str(SCENARIO), "--set", "duration.rounds=10", "--out", str(out), "--quiet"]) == 0
+        outs.append((out / "metrics.csv").read_bytes())
+    assert outs[0] == outs[1]
+    header = outs[0].decode().splitlines()[0].split(",")
+    assert "cacc" in header and "accuracy.d8.area0" in header and "accuracy.d47.area3" in header
+    assert main([str(SCENARIO), "--set", "program.params.method=nope", "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    assert "program.params.method" in capsys.readouterr().err
