@@ -174,33 +174,6 @@ class Field:
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
         return _apply_ufunc(ufunc, method, inputs, kwargs)
 
-    def __add__(self, o): return self._binary(o, operator.add)
-    def __radd__(self, o): return self._binary(o, operator.add, True)
-    def __sub__(self, o): return self._binary(o, operator.sub)
-    def __rsub__(self, o): return self._binary(o, operator.sub, True)
-    def __mul__(self, o): return self._binary(o, operator.mul)
-    def __rmul__(self, o): return self._binary(o, operator.mul, True)
-    def __truediv__(self, o): return self._binary(o, operator.truediv)
-    def __rtruediv__(self, o): return self._binary(o, operator.truediv, True)
-    def __floordiv__(self, o): return self._binary(o, operator.floordiv)
-    def __rfloordiv__(self, o): return self._binary(o, operator.floordiv, True)
-    def __mod__(self, o): return self._binary(o, operator.mod)
-    def __rmod__(self, o): return self._binary(o, operator.mod, True)
-    def __pow__(self, o): return self._binary(o, operator.pow)
-    def __rpow__(self, o): return self._binary(o, operator.pow, True)
-    def __matmul__(self, o): return self._binary(o, operator.matmul)
-    def __lt__(self, o): return self._binary(o, operator.lt)
-    def __le__(self, o): return self._binary(o, operator.le)
-    def __gt__(self, o): return self._binary(o, operator.gt)
-    def __ge__(self, o): return self._binary(o, operator.ge)
-    def __eq__(self, o): return self._binary(o, operator.eq)  # type: ignore[override]
-    def __ne__(self, o): return self._binary(o, operator.ne)  # type: ignore[override]
-    def __and__(self, o): return self._binary(o, operator.and_)
-    def __rand__(self, o): return self._binary(o, operator.and_, True)
-    def __or__(self, o): return self._binary(o, operator.or_)
-    def __ror__(self, o): return self._binary(o, operator.or_, True)
-    def __xor__(self, o): return self._binary(o, operator.xor)
-    def __rxor__(self, o): return self._binary(o, operator.xor, True)
     def __neg__(self): return Field(-self.values, self.domain)
     def __pos__(self): return self
     def __abs__(self): return Field(abs(self.values), self.domain)
@@ -410,32 +383,31 @@ class NbrField:
     def __repr__(self) -> str:
         return f"NbrField(self={self.domain.backend.to_numpy(self.self_value)!r}, links={self.hood.n_links})"
 
-    def __add__(self, o): return self._binary(o, operator.add)
-    def __radd__(self, o): return self._binary(o, operator.add, True)
-    def __sub__(self, o): return self._binary(o, operator.sub)
-    def __rsub__(self, o): return self._binary(o, operator.sub, True)
-    def __mul__(self, o): return self._binary(o, operator.mul)
-    def __rmul__(self, o): return self._binary(o, operator.mul, True)
-    def __truediv__(self, o): return self._binary(o, operator.truediv)
-    def __rtruediv__(self, o): return self._binary(o, operator.truediv, True)
-    def __floordiv__(self, o): return self._binary(o, operator.floordiv)
-    def __mod__(self, o): return self._binary(o, operator.mod)
-    def __pow__(self, o): return self._binary(o, operator.pow)
-    def __lt__(self, o): return self._binary(o, operator.lt)
-    def __le__(self, o): return self._binary(o, operator.le)
-    def __gt__(self, o): return self._binary(o, operator.gt)
-    def __ge__(self, o): return self._binary(o, operator.ge)
-    def __eq__(self, o): return self._binary(o, operator.eq)  # type: ignore[override]
-    def __ne__(self, o): return self._binary(o, operator.ne)  # type: ignore[override]
-    def __and__(self, o): return self._binary(o, operator.and_)
-    def __rand__(self, o): return self._binary(o, operator.and_, True)
-    def __or__(self, o): return self._binary(o, operator.or_)
-    def __ror__(self, o): return self._binary(o, operator.or_, True)
     def __neg__(self): return NbrField(self.domain, -self.self_value, -self.values, self.mask)
     def __abs__(self): return NbrField(self.domain, abs(self.self_value), abs(self.values), self.mask)
     def __invert__(self): return NbrField(self.domain, ~self.self_value, ~self.values, self.mask)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+_BINARY = {
+    "add": operator.add, "sub": operator.sub, "mul": operator.mul, "truediv": operator.truediv,
+    "floordiv": operator.floordiv, "mod": operator.mod, "pow": operator.pow, "matmul": operator.matmul,
+    "and": operator.and_, "or": operator.or_, "xor": operator.xor,
+}
+_COMPARE = {"lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge, "eq": operator.eq, "ne": operator.ne}
+
+
+def _install_operators(cls: type) -> None:
+    """Pointwise Python operators (and their reflected forms) through the class's `_binary`."""
+    for name, op in {**_BINARY, **_COMPARE}.items():
+        setattr(cls, f"__{name}__", lambda self, o, op=op: self._binary(o, op))
+        if name in _BINARY:
+            setattr(cls, f"__r{name}__", lambda self, o, op=op: self._binary(o, op, True))
+
+
+_install_operators(Field)
+_install_operators(NbrField)
 
 
 def _per_device(a: Any, b: Any) -> tuple[Any, Any]:
