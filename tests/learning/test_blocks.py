@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from fieldlearn import Network, constant, mid, rep, run, sense
+from fieldlearn import Network, constant, rep, run, sense
 from fieldlearn.calculus import RoundVM
 from fieldlearn.learning.blocks import (
     ReplayStore,
-    Trainer,
     blend,
     finetune,
     pad_sets,
@@ -197,16 +196,15 @@ def test_replay_store_keeps_the_policy_bound(policy, bound):
 
 
 def test_replay_block_fills_memory_when_the_leader_changes():
-    ctx = digits_context(n=2, regions=(0, 1))
     store = ReplayStore(2, "unbounded")
     net = Network.from_edges(2, [])
     net.sensors["enabled"] = np.array([True, False])
-    sizes = []
+    sizes, trace = [], None
     for leader in [0, 0, 0, 1, 1]:
         net.sensors["leader"] = np.array([leader, leader])
         net.sensors["s"] = np.array([[leader * 10 + len(sizes)], [100 + len(sizes)]])
         program = lambda: sample_counts(replay(sense("s"), sense("leader"), store, enabled=sense("enabled")))
-        trace = run(program, net, rounds=1, backend="torch", vm=trace.vm if sizes else None)
+        trace = run(program, net, rounds=1, backend="torch", vm=trace.vm if trace else None)
         sizes.append(trace.last.tolist())
     # device 0 saw samples 0, 1, 2 under leader 0; on the change (round 3) they enter its memory
     assert sizes == [[0, 0], [0, 0], [0, 0], [3, 0], [3, 0]]
