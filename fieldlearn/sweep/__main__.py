@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-import textwrap
+from ..sim.__main__ import _fail
 from pathlib import Path
 
 
@@ -44,11 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="rerun runs that are already complete in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     return p
-
-
-def _fail(code: int, message: str) -> int:
-    print(textwrap.fill(f"error: {message}", width=100, break_long_words=False, break_on_hyphens=False), file=sys.stderr)
-    return code
 
 
 def main(argv: list[str] | None = None) -> int:
