@@ -21,13 +21,22 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .backends import LocalBackend, Outcome, RayBackend, RunSpec, make_backend
 from .grid import FORMAT, Plan, SweepError, make_plan, parse_grid_arg, parse_seeds, value_text
-from .report import Table, comparison_png, failures_table, metric_columns, summarise, summary_text, tidy_table
+from .report import (
+    Table,
+    comparison_png,
+    failures_table,
+    metric_columns,
+    runs_table,
+    summarise,
+    summary_text,
+    tidy_table,
+)
 from .store import MARKER, Store, write_atomic
 
 __all__ = ["sweep", "run_plan", "make_plan", "make_backend", "Table", "SweepError", "LocalBackend", "RayBackend",
            "parse_seeds", "parse_grid_arg", "default_out"]
 
-FILES = ("results.csv", "summary.csv", "comparison.png", "failures.csv")
+FILES = ("results.csv", "summary.csv", "runs.csv", "comparison.png", "failures.csv")
 NO_RUN_FIGURES = ["exports.figures.timeseries=false", "exports.figures.snapshots=[]"]
 
 
@@ -109,7 +118,7 @@ def sweep(
     for the summary (default "end"). metric: the figure's metric (default the first one). timeout: seconds per
     run. run_figures=False skips each run's own figures (faster). fresh=True reruns complete runs too.
 
-    The returned Table has `.summary`, `.failures` (list of {run, params..., seed, error}), `.out` and `.files`.
+    The returned Table has `.summary`, `.runs` (one row per run: status and wall seconds), `.failures` (list of {run, params..., seed, error}), `.out` and `.files`.
     Failed runs do not raise: they are listed in `.failures` (and failures.csv); SweepError means bad arguments.
     """
     backend = make_backend(ray, workers, timeout)
@@ -226,10 +235,11 @@ def _run(plan: Plan, backend: Any, store: Store, rounds: list[float | str], metr
                 bar.close()
             write_atomic(store.root / MARKER, _manifest(plan, backend, device, status, errors, []))
     wall = time.perf_counter() - started
-    results = {}
+    results, walls = {}, {}
     for r in plan.runs:
         if store.status(r.id, plan.hashes[r.id]) == "complete":
             results[r.id] = store.load(r.id)
+            walls[r.id] = store.wall(r.id)
             status[r.id] = "complete"
     table = tidy_table(plan, results)
     summary = summarise(plan, table, rounds, errors)
@@ -241,6 +251,9 @@ def _run(plan: Plan, backend: Any, store: Store, rounds: list[float | str], metr
     files["results.csv"] = store.root / "results.csv"
     summary.to_csv(store.root / "summary.csv")
     files["summary.csv"] = store.root / "summary.csv"
+    runs = runs_table(plan, status, walls, errors)
+    runs.to_csv(store.root / "runs.csv")
+    files["runs.csv"] = store.root / "runs.csv"
     fig = store.root / "comparison.png"
     if warm is not None:
         warm.join()
@@ -258,6 +271,7 @@ def _run(plan: Plan, backend: Any, store: Store, rounds: list[float | str], metr
         fail.unlink(missing_ok=True)
     write_atomic(store.root / MARKER, _manifest(plan, backend, device, status, errors, list(files)))
     table.summary = summary
+    table.runs = runs
     table.failures = failures.rows
     table.out = store.root
     table.files = files

@@ -166,8 +166,9 @@ def _local_child(spec: RunSpec, conn: Any) -> None:
     try:
         conn.send(("started",))
         tmp = store.begin(spec.run_id)
+        simulated = time.perf_counter()
         result = simulate(spec, tmp)
-        store.commit(tmp, spec.run_id, spec.config_hash, result)
+        store.commit(tmp, spec.run_id, spec.config_hash, result, time.perf_counter() - simulated)
         tmp = None
         finishing.set()
         conn.send(("ok", time.perf_counter() - started))
@@ -328,8 +329,9 @@ def ray_task(spec: RunSpec) -> tuple:
     started = time.perf_counter()
     try:
         result = simulate(spec, tmp)
+        wall = time.perf_counter() - started
         files = {name: (Path(tmp) / name).read_bytes() for name in result["files"]}
-        return ("ok", result, files, time.perf_counter() - started)
+        return ("ok", result, files, wall)
     except BaseException as exc:
         line, details = describe_error(exc)
         return ("error", line, details, time.perf_counter() - started)
@@ -441,7 +443,7 @@ class RayBackend:
             return Outcome(spec.run_id, False, got[1], got[2], wall)
         _, result, files, run_wall = got
         try:
-            store.write_payload(spec.run_id, spec.config_hash, result, files)
+            store.write_payload(spec.run_id, spec.config_hash, result, files, float(run_wall))
         except OSError as exc:
             return Outcome(spec.run_id, False, f"cannot write the run's results: {exc}", None, wall)
         return Outcome(spec.run_id, True, wall=float(run_wall))

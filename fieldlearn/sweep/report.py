@@ -232,6 +232,19 @@ def summarise(plan: Plan, table: Table, rounds_at: Sequence[float | str], failed
     return Table(keys + ["round", "metric", "runs", "failed", "n", "mean", "std", "min", "max"], out)
 
 
+def runs_table(plan: Plan, status: Mapping[str, str], walls: Mapping[str, float | None],
+               failed: Mapping[str, Any]) -> Table:
+    """One row per run: its parameters, seed, status (complete, failed, missing), wall seconds and error, if any."""
+    rows = []
+    for run in plan.runs:
+        row: dict[str, Any] = {"run": run.id}
+        row.update(run.params)
+        row.update({"seed": run.seed, "status": status.get(run.id, "missing"), "wall_s": walls.get(run.id),
+                    "error": failed.get(run.id)})
+        rows.append(row)
+    return Table(["run"] + plan.keys + ["seed", "status", "wall_s", "error"], rows)
+
+
 def failures_table(plan: Plan, failed: Mapping[str, Any]) -> Table:
     rows = []
     for run in plan.runs:

@@ -2,7 +2,8 @@
 
     OUT/
       sweep.json            what the sweep is (scenario, sets, grid, seeds) and each run's status
-      runs/ID/              a complete run: the simulator's files, result.json (rows), done.json (config hash)
+      runs/ID/              a complete run: the simulator's files, result.json (rows), timing.json (wall time),
+                            done.json (config hash)
       runs/.partial-ID-*    a run being written (or left by a killed one): never read, removed on the next start
       errors/ID.txt         the error of a run that failed last time (removed when it succeeds)
 
@@ -26,6 +27,7 @@ from .grid import FORMAT, SweepError
 MARKER = "sweep.json"
 RESULT = "result.json"
 DONE = "done.json"
+TIMING = "timing.json"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -153,13 +155,16 @@ class Store:
         tmp.mkdir()
         return tmp
 
-    def commit(self, tmp: Path, run_id: str, config_hash: str, result: dict[str, Any]) -> Path:
-        """Finish a run written into `tmp`: result.json, then done.json, flushed; then one rename makes it visible."""
+    def commit(self, tmp: Path, run_id: str, config_hash: str, result: dict[str, Any], wall: float | None = None) -> Path:
+        """Finish a run written into `tmp`: result.json (and timing.json with the run's wall seconds), then done.json,
+        flushed; then one rename makes it visible."""
         for p in tmp.iterdir():  # the simulator's files were written without fsync
             if p.is_file():
                 with open(p, "rb") as fh:
                     os.fsync(fh.fileno())
         write_file(tmp / RESULT, dumps(result))
+        if wall is not None:  # kept apart from result.json, whose rows must not depend on the machine
+            write_file(tmp / TIMING, json.dumps({"wall_s": round(float(wall), 3)}) + "\n")
         files = sorted(p.name for p in tmp.iterdir()) + [DONE]
         write_file(tmp / DONE, json.dumps({"format": FORMAT, "run": run_id, "config_hash": config_hash, "files": files},
                                           indent=2) + "\n")
@@ -179,15 +184,16 @@ class Store:
     def discard(self, tmp: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    def write_payload(self, run_id: str, config_hash: str, result: dict[str, Any], files: dict[str, bytes]) -> Path:
+    def write_payload(self, run_id: str, config_hash: str, result: dict[str, Any], files: dict[str, bytes],
+                      wall: float | None = None) -> Path:
         """Commit a run computed elsewhere (a Ray worker): its files arrive as bytes."""
         tmp = self.begin(run_id)
         try:
             for name, data in files.items():
-                if "/" in name or "\\" in name or name.startswith(".") or name in (RESULT, DONE):
+                if "/" in name or "\\" in name or name.startswith(".") or name in (RESULT, DONE, TIMING):
                     raise ValueError(f"unexpected result file name {name!r}")
                 write_file(tmp / name, data, sync=False)
-            return self.commit(tmp, run_id, config_hash, result)
+            return self.commit(tmp, run_id, config_hash, result, wall)
         except BaseException:
             self.discard(tmp)
             raise
@@ -195,6 +201,13 @@ class Store:
     def load(self, run_id: str) -> dict[str, Any]:
         """The stored rows of a complete run."""
         return json.loads((self.run_dir(run_id) / RESULT).read_text())
+
+    def wall(self, run_id: str) -> float | None:
+        """The wall seconds a complete run took to simulate (None when not recorded)."""
+        try:
+            return float(json.loads((self.run_dir(run_id) / TIMING).read_text())["wall_s"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     # -- failures ------------------------------------------------------------------------------------------
     def record_failure(self, run_id: str, text: str) -> Path:

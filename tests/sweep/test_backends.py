@@ -46,6 +46,10 @@ def test_a_killed_worker_fails_only_its_run_and_the_rerun_makes_only_it(tmp_path
     assert "failures.csv" in first.files and "SIGKILL" in first.files["failures.csv"].read_text()
     summary_b = [r for r in first.summary if r["program.params.tag"] == "b"]
     assert summary_b and all(r["runs"] == 1 and r["failed"] == 1 for r in summary_b)
+    assert [(r["program.params.tag"], r["seed"], r["status"]) for r in first.runs] == [
+        ("a", 0, "complete"), ("a", 1, "complete"), ("b", 0, "complete"), ("b", 1, "failed")]
+    assert [r["wall_s"] is None for r in first.runs] == [False, False, False, True]
+    assert "SIGKILL" in first.runs[3]["error"]
 
     marker.unlink()
     log.unlink()
@@ -54,6 +58,18 @@ def test_a_killed_worker_fails_only_its_run_and_the_rerun_makes_only_it(tmp_path
     assert not second.failures and second.ran == 1 and second.reused == 3
     assert len({r["run"] for r in second}) == 4 and "failures.csv" not in second.files
     assert not (tmp_path / "out" / "failures.csv").exists()
+    assert [r["status"] for r in second.runs] == ["complete"] * 4
+    assert [r["wall_s"] for r in second.runs][:3] == [r["wall_s"] for r in first.runs][:3]  # kept from disk
+
+
+def test_runs_table_records_each_runs_simulation_wall_time(tmp_path):
+    scen = write_tiny(tmp_path)
+    table = sweep(scen, seeds="0", grid={"program.params.sleep": [0, 1.5]}, workers=2, out=tmp_path / "out",
+                  run_figures=False, progress=False)
+    quick, slow = table.runs
+    assert (quick["program.params.sleep"], slow["program.params.sleep"]) == (0, 1.5)
+    assert 0 < quick["wall_s"] < 1.5 <= slow["wall_s"] < 10
+    assert table.files["runs.csv"].read_text().splitlines()[0] == "run,program.params.sleep,seed,status,wall_s,error"
 
 
 def test_a_run_past_the_timeout_is_killed_and_reported(tmp_path):
