@@ -251,7 +251,7 @@ class TorchBackend:
             values = values.to(torch.bool)
             as_int = values.to(torch.uint8)
             red = self.segment_reduce("max" if op == "any" else "min", as_int, indptr, rows)
-            empty = indptr[1:] == indptr[:-1]
+            empty = (indptr[1:] == indptr[:-1]).view((-1,) + (1,) * (red.dim() - 1))
             return torch.where(empty, torch.tensor(op == "all", device=self.device), red.to(torch.bool))
         ident = identity_of(op, values.dtype)
         out = torch.full((n_rows,) + tuple(values.shape[1:]), ident, dtype=values.dtype, device=self.device)
