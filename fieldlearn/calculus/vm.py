@@ -167,7 +167,11 @@ class RoundVM:
                 ids = dom.ids
                 if all(s is not None and bool((s.stamp[ids] == self.last_fire[ids]).all()) for s in stores):
                     return [s.values[ids] for s in stores], treedef
-            init = init()
+            self._paths.push_key("init")  # constructs in the init get their own paths, so that rounds
+            try:                          # without the init see the same paths in the construct's function
+                init = init()
+            finally:
+                self._paths.pop()
         leaves, treedef = tree_flatten(init)
         self._treedefs[path] = treedef
         rows = []

@@ -311,6 +311,18 @@ def test_a_callable_init_runs_only_when_some_device_has_no_previous_value():
     assert len(calls) == 2
 
 
+def test_constructs_in_a_callable_init_do_not_shift_the_paths_of_the_function():
+    @aggregate
+    def counter(step):
+        return rep(0, lambda c: c + step)
+
+    net = Network.from_edges(2, [(0, 1)])
+    # the init's counter (by 10) runs only in round 1; the function's counter (by 1) must see its own state
+    prog = lambda: rep(lambda: counter(10) * 0, lambda s: counter(1))
+    table = run(prog, net, rounds=3).series()
+    np.testing.assert_array_equal(table, [[1, 1], [2, 2], [3, 3]])
+
+
 def test_local_functions_see_raw_arrays_of_the_current_domain():
     from fieldlearn import local
 
