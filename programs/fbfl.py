@@ -14,7 +14,7 @@ from fieldlearn.learning.context import (
     sensed_samples,
     setup_engine,
 )
-from fieldlearn.lib.dwell import mobile_regions
+from fieldlearn.lib import mobile_regions
 from fieldlearn.sim import ScenarioError
 
 metrics = engine_metrics()

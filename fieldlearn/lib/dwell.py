@@ -1,5 +1,5 @@
-"""Regions under mobility: dwell time (rounds a device has followed the same leader, C2FL's `s`), move
-detection, and coordination regions whose election copes with devices that move between areas."""
+"""Regions under mobility: dwell time (rounds a device has followed the same leader, C2FL's `s`) and coordination
+regions whose election copes with devices that move between areas."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,8 +7,9 @@ from typing import Any
 from ..calculus import Field, aggregate, distances, maximum, mux, rep
 from .election import random_priority
 from .regions import Region, regions
+from .time import changed
 
-__all__ = ["dwell_time", "mobile_regions", "moved"]
+__all__ = ["dwell_time", "mobile_regions"]
 
 
 @aggregate
@@ -16,20 +17,11 @@ def dwell_time(leader: Any) -> Field:
     """Rounds since this device's `leader` last changed, this round included: 1 on the device's first round and on
     every round where `leader` differs from its value in the device's previous round, then 2, 3, ...
 
-    This is C2FL's dwell time `s`: a device detects that it moved to another region by itself, from its leader.
-    (`fieldlearn.lib.time.dwell_time` counts from 0 instead, as a generic timer.) Kept with `rep`, no messages.
+    This is C2FL's dwell time `s`: a device detects that it moved to another region by itself, from its leader
+    (`changed`). Kept with `rep`, no messages.
     """
-    def step(state: tuple) -> tuple:
-        before, count = state
-        return leader, mux(before != leader, 1, count + 1)
-
-    return rep((leader, 0), step)[1]
-
-
-@aggregate
-def moved(leader: Any) -> Field:
-    """Whether `leader` differs from its value in this device's previous round (False on the first round)."""
-    return rep((leader, False), lambda state: (leader, state[0] != leader))[1]
+    moved = changed(leader)
+    return rep(0, lambda count: mux(moved, 1, count + 1))
 
 
 @aggregate

@@ -5,7 +5,7 @@ from typing import Any
 
 from ..calculus import Field, aggregate, maximum, minimum, mux, rep
 
-__all__ = ["changed", "countdown", "counter", "decay", "dwell_time", "rounds_since", "timer"]
+__all__ = ["changed", "countdown", "counter", "decay", "rounds_since", "timer"]
 
 INF = float("inf")
 
@@ -48,10 +48,3 @@ def changed(value: Any) -> Field:
     """Whether `value` differs from its value in this device's previous round (False on the first round)."""
     before = rep((value, value), lambda s: (s[1], value))[0]
     return before != value
-
-
-@aggregate
-def dwell_time(value: Any) -> Field:
-    """Rounds `value` has stayed the same at this device: 0 on the round it changes, counting up from the first round."""
-    moved = changed(value)
-    return rep(-1, lambda r: mux(moved, 0, r + 1))

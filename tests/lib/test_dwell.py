@@ -1,8 +1,8 @@
-"""Dwell time and move detection: exact per-round tables; regions for mobile devices keep their leaders."""
+"""Dwell time and move detection (`changed` of the leader): exact per-round tables; regions for mobile devices keep their leaders."""
 import numpy as np
 
 from fieldlearn import Network, mid, run, sense
-from fieldlearn.lib.dwell import dwell_time, mobile_regions, moved
+from fieldlearn.lib import changed, dwell_time, mobile_regions
 
 
 def single():
@@ -18,7 +18,7 @@ def test_dwell_time_restarts_at_one_exactly_when_the_leader_changes():
     dwell, move = [], []
     for value in leaders:
         net.sensors["leader"] = np.array([value])
-        trace = run(lambda: (dwell_time(sense("leader")), moved(sense("leader"))), net, rounds=1,
+        trace = run(lambda: (dwell_time(sense("leader")), changed(sense("leader"))), net, rounds=1,
                     vm=trace.vm if trace else None)
         d, m = trace.last
         dwell.append(int(d[0]))

@@ -2,7 +2,7 @@
 import numpy as np
 
 from fieldlearn import Network, mid, run, sense
-from fieldlearn.lib import changed, countdown, counter, decay, dwell_time, rounds_since, timer
+from fieldlearn.lib import changed, countdown, counter, decay, rounds_since, timer
 
 INF = np.inf
 
@@ -64,21 +64,14 @@ def test_rounds_since_an_event():
     assert seen == [INF, INF, 0.0, 1.0, 2.0, 3.0]
 
 
-def test_changed_and_dwell_time_follow_a_changing_value():
+def test_changed_follows_a_changing_value_and_is_false_on_the_first_round():
     net = single()
     values = [5, 5, 7, 7, 7, 5]
     vm = None
     seen = []
     for v in values:
         net.sensors["x"] = np.array([v])
-        trace = run(lambda: (changed(sense("x")), dwell_time(sense("x"))), net, rounds=1, vm=vm)
+        trace = run(lambda: changed(sense("x")), net, rounds=1, vm=vm)
         vm = trace.vm
-        flag, dwell = trace.last
-        seen.append((bool(flag[0]), int(dwell[0])))
-    assert seen == [(False, 0), (False, 1), (True, 0), (False, 1), (False, 2), (True, 0)]
-
-
-def test_dwell_time_of_the_leader_per_device():
-    net = pair()
-    trace = run(lambda: dwell_time(mid() * 0), net, rounds=3)
-    assert trace.last.tolist() == [2, 2]
+        seen.append(bool(trace.last[0]))
+    assert seen == [False, False, True, False, False, True]
