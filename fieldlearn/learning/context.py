@@ -568,12 +568,15 @@ def setup_engine(engine: Any, error: Callable[[str, str], Exception] | None = No
 
 
 def _latest(engine: Any) -> Evaluation | None:
-    """The latest evaluation, made now if the rounds completed so far are a multiple of `eval_every`."""
+    """The latest evaluation, made now if an evaluation point (a multiple of `eval_every` rounds completed) has been
+    reached since the last one: exactly at it when rows are exported every round, else at the first row after it
+    (the evaluation's `round` says when), so that rows exported less often never miss every evaluation."""
     ctx = context_of(engine.vm)
     if ctx is None:
         return None
     done = int(engine.rounds.max()) if len(engine.rounds) else 0
-    if done > 0 and done % ctx.config.eval_every == 0 and (not ctx.history or ctx.history[-1].round != done):
+    due = done - done % ctx.config.eval_every
+    if due > 0 and (not ctx.history or ctx.history[-1].round < due):
         ctx.evaluation(done, engine.time, engine.region)
     return ctx.history[-1] if ctx.history else None
 

@@ -103,3 +103,13 @@ def test_the_command_line_writes_per_area_accuracy_columns_and_is_deterministic(
     assert "cacc" in header and "accuracy.d8.area0" in header and "accuracy.d47.area3" in header
     assert main([str(SCENARIO), "--set", "program.params.method=nope", "--out", str(tmp_path / "x"), "--quiet"]) == 2
     assert "program.params.method" in capsys.readouterr().err
+
+
+def test_rows_exported_less_often_than_every_round_still_carry_the_evaluations(tmp_path):
+    # rows at t = 0, 5, 10 are written after 1, 6, 11 completed rounds; evaluations are due every 5 rounds
+    _, result = c2fl(12, "exports.interval=5", "learning.eval_every=5", "exports.metrics=[eval_round, cacc]")
+    rows = [dict(zip(result.columns, r)) for r in result.rows]
+    assert [r["time"] for r in rows] == [0.0, 5.0, 10.0] and np.isnan(rows[0]["eval_round"])
+    assert [r["eval_round"] for r in rows[1:]] == [6, 11]
+    assert all(0 < r["cacc"] <= 4 for r in rows[1:])
+
