@@ -13,7 +13,18 @@ no replay), `local` (neither). `variant: code` follows the public code's schedul
 Static devices (the `mobile` sensor false) keep no memory. Optionally (default on) a post-merge fine-tune pass.
 """
 from fieldlearn import constant, maximum, minimum, mux, rep
-from fieldlearn.learning.blocks import blend, finetune, paper_alpha, replay, sample_counts, train_locally, with_replay
+from fieldlearn.learning.blocks import (
+    blend,
+    class_counts,
+    classifier_names,
+    classwise_regional_mean,
+    finetune,
+    paper_alpha,
+    replay,
+    sample_counts,
+    train_locally,
+    with_replay,
+)
 from fieldlearn.learning.context import (
     context,
     engine_metrics,
@@ -25,7 +36,7 @@ from fieldlearn.learning.context import (
     setup_engine,
 )
 from fieldlearn.learning.replay import parse_policy
-from fieldlearn.lib.dwell import dwell_time, mobile_regions
+from fieldlearn.lib import dwell_time, mobile_regions
 from fieldlearn.sim import ScenarioError
 
 METHODS = {"c2fl": (True, True), "cl": (True, False), "fl": (False, True), "local": (False, False)}
@@ -69,8 +80,8 @@ def replay_policy(memory: str, capacity, variant: str) -> str:
 
 def program(method: str = "c2fl", variant: str = "paper", radius: float = 20.0, gamma: float = 0.3,
             horizon: int = 30, memory: str = "default", capacity=None, finetune: bool = True,
-            replay_per_round=300, weighting: str = "samples", stable_leaders: bool = True, min_link=None,
-            seed: int = 0) -> dict:
+            replay_per_round=300, weighting: str = "samples", classwise_head: bool = True, stable_leaders: bool = True,
+            min_link=None, seed: int = 0) -> dict:
     """One round of C2FL; outputs `leader`, `dwell`, `alpha` and `samples` (size of the round's training set).
 
     Parameters (program.params): `method` c2fl|cl|fl|local; `variant` paper|code; `radius` of the leader election;
@@ -79,10 +90,12 @@ def program(method: str = "c2fl", variant: str = "paper", radius: float = 20.0, 
     post-merge pass (one epoch at batch 16 over the round's training set); `replay_per_round` memory samples drawn
     into each round's training set (`all`: the whole memory, the paper's M ∪ D(t) as written; a number caps the
     cost; `auto`: learning.samples_per_round); `weighting` of the regional average, samples (the paper's text) or
-    uniform (the public code); `stable_leaders`, `min_link`, `seed` of the election (see mobile_regions).
-    The defaults (sample-weighted average, fine-tune on, 300 replayed samples per round) are the variant the
-    validation evidence supports (benchmarks/RESULTS.md); `weighting: uniform, finetune: false` is the paper's rule
-    as the public code averages.
+    uniform (the public code); `classwise_head` averages each output row of the regional model only over the members
+    that trained on its class (weighted by their samples of it), so that members who never saw a class do not pull
+    a mover's row for it towards forgetting; `stable_leaders`, `min_link`, `seed` of the election (see mobile_regions).
+    `gamma` and `horizon` default to the paper's; the other defaults (sample-weighted average, class-wise head, fine-tune
+    on, 300 replayed samples per round) are the variant the validation evidence supports (benchmarks/RESULTS.md);
+    `weighting: uniform, classwise_head: false, finetune: false` is the paper's rule as the public code averages.
     """
     ctx = context()
     use_replay, use_merge = METHODS[method]
@@ -108,7 +121,12 @@ def program(method: str = "c2fl", variant: str = "paper", radius: float = 20.0, 
         if use_merge:
             # Phases 3-4: the regional model, averaged at the leader and spread back
             weight = sample_counts(seen) * 1.0 if weighting == "samples" else None
-            regional = region.broadcast(region.collect_mean(trained, weight=weight))
+            if classwise_head:
+                counts = class_counts(seen, ctx.dataset.labels, ctx.n_classes)
+                head = classifier_names(trained, ctx.n_classes)
+                regional = classwise_regional_mean(region, trained, counts, head, weight=weight)
+            else:
+                regional = region.broadcast(region.collect_mean(trained, weight=weight))
             # Phase 5: dwell-weighted blend (paper), or the public code's schedule
             alpha = paper_alpha(dwell, gamma, horizon) if variant == "paper" else code_alpha(mobile, horizon)
             trained = blend(trained, regional, alpha)

@@ -31,7 +31,7 @@ from .train import train
 
 __all__ = [
     "Trainer", "ReplayStore", "pad_sets", "unpad", "sample_counts", "train_locally", "finetune", "blend", "replay",
-    "with_replay", "paper_alpha",
+    "with_replay", "paper_alpha", "class_counts", "classifier_names", "classwise_regional_mean",
 ]
 
 _TRAIN_SALT, _REPLAY_SALT = 11, 12
@@ -67,6 +67,61 @@ def _mix(*keys: Any) -> int:
 def sample_counts(samples: Field) -> Field:
     """Number of samples in every device's sample field."""
     return local(lambda s: (s >= 0).sum(dim=-1) if s.dim() > 1 else (s >= 0).long())(samples)
+
+
+@aggregate
+def class_counts(samples: Field, labels: torch.Tensor, n_classes: int) -> Field:
+    """`[classes]` per device: how many of its samples carry each label (`labels` indexed by sample id)."""
+    def count(s: torch.Tensor) -> torch.Tensor:
+        rows = s.reshape(s.shape[0], -1)
+        valid = rows >= 0
+        out = torch.zeros(rows.shape[0], n_classes, dtype=torch.float32, device=rows.device)
+        lab = labels.to(rows.device)[rows.clamp(min=0)]
+        return out.scatter_add_(1, lab, valid.to(out.dtype))
+
+    return local(count)(samples)
+
+
+def classifier_names(models: ModelField, n_classes: int) -> list[str]:
+    """The parameters of the output layer: the trailing parameters (in the module's order) whose leading dimension
+    is the number of classes, e.g. `["2.weight", "2.bias"]` of an MLP."""
+    names = []
+    spec = models.spec
+    for name, shape in reversed(list(zip(spec.param_names, spec.param_shapes))):
+        if tuple(shape[:1]) != (n_classes,):
+            break
+        names.append(name)
+    if not names:
+        raise ValueError(f"the model's last parameter does not have {n_classes} rows (one per class); "
+                         "class-wise averaging needs a classifier output layer")
+    return names[::-1]
+
+
+@aggregate
+def classwise_regional_mean(region: Any, models: ModelField, counts: Field, head: list[str],
+                            weight: Any = None) -> ModelField:
+    """The region's model, everywhere in the region: the (`weight`-weighted) mean of every parameter, except that row
+    c of each output-layer parameter in `head` is averaged over the devices that trained on class c, weighted by how
+    many samples of c they had. Rows of classes that no member saw stay the plain mean.
+
+    A member that never saw class c has a row for c that only learnt to say "not c"; averaging it in pulls the
+    row of a device that knows c (a mover with a replay memory) towards forgetting c."""
+    mean = region.collect_mean(models, weight=weight)
+    rows = {}
+    for name in head:
+        per_class = local(lambda c, t: c.reshape(c.shape + (1,) * (t.dim() - 2)))(counts, models.params[name])
+        rows[name] = region.collect_mean(models.params[name], weight=per_class)
+    seen = region.collect_max(counts) > 0
+    mean, rows, seen = region.broadcast((mean, rows, seen))
+
+    def merge(m: ModelField, r: dict, have: torch.Tensor) -> ModelField:
+        params = dict(m.params)
+        for name, t in r.items():
+            mask = have.reshape(have.shape + (1,) * (t.dim() - 2))
+            params[name] = torch.where(mask, t, m.params[name])
+        return ModelField._from_spec(m.spec, params, dict(m.buffers))
+
+    return local(merge)(mean, rows, seen)
 
 
 # --------------------------------------------------------------------------------------------------

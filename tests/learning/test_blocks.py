@@ -5,11 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from fieldlearn import Network, constant, rep, run, sense
+from fieldlearn import Network, constant, local, rep, run, sense
 from fieldlearn.calculus import RoundVM
 from fieldlearn.learning.blocks import (
     ReplayStore,
     blend,
+    class_counts,
+    classifier_names,
+    classwise_regional_mean,
     finetune,
     pad_sets,
     paper_alpha,
@@ -29,6 +32,7 @@ from fieldlearn.learning.context import (
 )
 from fieldlearn.learning.data import IndexSets
 from fieldlearn.learning.models import ModelField
+from fieldlearn.lib import regions
 
 
 def rows(*lists):
@@ -123,6 +127,66 @@ def test_blend_is_exact_at_zero_and_one_and_a_per_device_mix_in_between():
         mix = (1 - alpha.view(-1, *[1] * (a.params[k].dim() - 1))) * a.params[k] + alpha.view(
             -1, *[1] * (a.params[k].dim() - 1)) * b.params[k]
         assert torch.allclose(out.params[k][2:], mix[2:], atol=1e-6)
+
+
+def test_class_counts_count_each_devices_samples_per_label():
+    net = clique()
+    labels = torch.tensor([0, 2, 2, 1, 0, 2])
+    net.sensors["s"] = np.array([[1, 2, 5], [-1, -1, -1], [0, 4, 3], [3, -1, -1]])
+    trace = run(lambda: class_counts(sense("s"), labels, 3), net, rounds=1, backend="torch")
+    assert trace.last.tolist() == [[0, 0, 3], [0, 0, 0], [2, 1, 0], [0, 1, 0]]
+
+
+def test_classwise_regional_mean_averages_each_class_row_over_the_devices_that_saw_the_class():
+    ctx = digits_context(hidden=(8,))
+    net = Network.from_edges(4, [(0, 1), (2, 3)])  # two regions: {0, 1} and {2, 3}
+    for k, v in clique().sensors.items():
+        net.sensors[k] = v
+    counts = torch.zeros(4, 10)
+    counts[0, 3], counts[1, 3], counts[1, 5], counts[2, 7] = 2.0, 6.0, 4.0, 1.0
+    net.sensors["counts"] = counts.numpy()
+    net.sensors["weight"] = np.array([1.0, 3.0, 2.0, 2.0])
+    net.sensors["scale"] = np.array([1.0, -2.0, 0.5, 3.0])
+
+    def program():
+        # the same distinct models every round (a regional value lags a round behind its inputs)
+        trained = local(lambda m, k: m * k)(fresh_models(), sense("scale"))
+        keep_latest(trained, "trained")
+        head = classifier_names(trained, 10)
+        region = regions(10.0)
+        keep_latest(classwise_regional_mean(region, trained, sense("counts"), head, weight=sense("weight")))
+        return region.leader
+
+    trace = learning_run(program, ctx, net, rounds=6)  # the election settles within a few rounds
+    assert trace.last.tolist() in ([0, 0, 2, 2], [0, 0, 3, 3], [1, 1, 2, 2], [1, 1, 3, 3])
+    m, out = ctx.recorded["trained"], ctx.latest
+    head = classifier_names(m, 10)
+    assert head == ["2.weight", "2.bias"]
+    w = torch.tensor([1.0, 3.0, 2.0, 2.0])
+    for region in ([0, 1], [2, 3]):
+        for name, t in m.params.items():
+            mean = sum(w[d] * t[d] for d in region) / w[region].sum()
+            want = mean.clone()
+            if name in head:
+                for c in range(10):
+                    mass = counts[region, c].sum()
+                    if mass > 0:
+                        want[c] = sum(counts[d, c] * t[d, c] for d in region) / mass
+            for d in region:
+                assert torch.allclose(out.params[name][d], want, atol=1e-6), (name, d)
+    # class 3 in region {0, 1}: 2 and 6 samples; class 5 only device 1's row; class 0 nobody's: the plain mean
+    t = m.params["2.bias"]
+    assert torch.allclose(out.params["2.bias"][0, 3], (2 * t[0, 3] + 6 * t[1, 3]) / 8, atol=1e-6)
+    assert torch.allclose(out.params["2.bias"][0, 5], t[1, 5], atol=1e-6)
+    assert torch.allclose(out.params["2.bias"][0, 0], (t[0, 0] + 3 * t[1, 0]) / 4, atol=1e-6)
+
+
+def test_classifier_names_need_an_output_layer_with_one_row_per_class():
+    ctx = digits_context(hidden=(8,))
+    models = ModelField.replicate(ctx.make_module(), 2)
+    assert classifier_names(models, 10) == ["2.weight", "2.bias"]
+    with pytest.raises(ValueError, match="one per class"):
+        classifier_names(models, 7)
 
 
 def test_finetune_touches_only_the_selected_devices():
