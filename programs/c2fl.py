@@ -52,6 +52,8 @@ def setup(engine) -> None:
         raise ScenarioError(f"must be one of {', '.join(METHODS)}, got {p['method']!r}", "program.params.method")
     if p.get("variant", "paper") not in VARIANTS:
         raise ScenarioError(f"must be one of {', '.join(VARIANTS)}, got {p['variant']!r}", "program.params.variant")
+    if p.get("finetune", True) not in (True, False, "always"):
+        raise ScenarioError(f"must be true, false or always, got {p['finetune']!r}", "program.params.finetune")
     if p.get("weighting", "samples") not in ("samples", "uniform"):
         raise ScenarioError(f"must be samples or uniform, got {p['weighting']!r}", "program.params.weighting")
     budget = p.get("replay_per_round", 300)
@@ -79,7 +81,7 @@ def replay_policy(memory: str, capacity, variant: str) -> str:
 
 
 def program(method: str = "c2fl", variant: str = "paper", radius: float = 20.0, gamma: float = 0.3,
-            horizon: int = 30, memory: str = "default", capacity=None, finetune: bool = True,
+            horizon: int = 30, memory: str = "default", capacity=None, finetune: bool | str = True,
             replay_per_round=300, weighting: str = "samples", classwise_head: bool = True, stable_leaders: bool = True,
             min_link=None, seed: int = 0) -> dict:
     """One round of C2FL; outputs `leader`, `dwell`, `alpha` and `samples` (size of the round's training set).
@@ -87,7 +89,8 @@ def program(method: str = "c2fl", variant: str = "paper", radius: float = 20.0, 
     Parameters (program.params): `method` c2fl|cl|fl|local; `variant` paper|code; `radius` of the leader election;
     `gamma`, `horizon` of the blend weight; `memory` unbounded|fraction|reservoir|class_balanced (default: unbounded,
     the code variant's fraction 0.05) with `capacity` (samples, or the share for fraction); `finetune` the
-    post-merge pass (one epoch at batch 16 over the round's training set); `replay_per_round` memory samples drawn
+    post-merge pass (one epoch at batch 16 over the round's training set; `always`: on every device every round,
+    merged or not, e.g. CL given the same local compute as C2FL, a control); `replay_per_round` memory samples drawn
     into each round's training set (`all`: the whole memory, the paper's M ∪ D(t) as written; a number caps the
     cost; `auto`: learning.samples_per_round); `weighting` of the regional average, samples (the paper's text) or
     uniform (the public code); `classwise_head` averages each output row of the regional model only over the members
@@ -99,7 +102,7 @@ def program(method: str = "c2fl", variant: str = "paper", radius: float = 20.0, 
     """
     ctx = context()
     use_replay, use_merge = METHODS[method]
-    tune = bool(finetune)
+    tune, tune_always = bool(finetune), finetune == "always"
     budget = ctx.config.samples_per_round if replay_per_round == "auto" else (
         None if replay_per_round in ("all", None) else int(replay_per_round))
     mobile = is_mobile()
@@ -130,8 +133,10 @@ def program(method: str = "c2fl", variant: str = "paper", radius: float = 20.0, 
             # Phase 5: dwell-weighted blend (paper), or the public code's schedule
             alpha = paper_alpha(dwell, gamma, horizon) if variant == "paper" else code_alpha(mobile, horizon)
             trained = blend(trained, regional, alpha)
-            if tune:
+            if tune and not tune_always:
                 trained = finetune_pass(trained, seen, ctx.trainer, alpha)
+        if tune_always:
+            trained = finetune_pass(trained, seen, ctx.trainer)
         out.update(leader=region.leader, dwell=dwell, alpha=alpha, samples=sample_counts(seen))
         return trained
 
@@ -139,9 +144,9 @@ def program(method: str = "c2fl", variant: str = "paper", radius: float = 20.0, 
     return out
 
 
-def finetune_pass(models, samples, trainer, alpha):
-    """The post-merge fine-tune (one epoch at batch 16) on the devices that merged this round."""
-    return finetune(models, samples, trainer, where=alpha > 0)
+def finetune_pass(models, samples, trainer, alpha=None):
+    """The post-merge fine-tune (one epoch at batch 16) on the devices that merged this round (all if no `alpha`)."""
+    return finetune(models, samples, trainer, where=None if alpha is None else alpha > 0)
 
 
 def code_alpha(mobile, horizon: int = 30, every: int = 3):

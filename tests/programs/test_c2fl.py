@@ -37,6 +37,10 @@ def test_ablations_differ_from_c2fl_only_in_the_switched_block():
     cl, _ = c2fl(rounds, "program.params.method=cl")
     no_merge, _ = c2fl(rounds, "program.params.gamma=0.0")
     assert same_models(cl, no_merge) and not same_models(cl, full)
+    # the compute control: CL plus C2FL's extra pass on every round is C2FL at gamma 0 with that pass, bit for bit
+    cl_tuned, _ = c2fl(rounds, "program.params.method=cl", "program.params.finetune=always")
+    no_merge_tuned, _ = c2fl(rounds, "program.params.gamma=0.0", "program.params.finetune=always")
+    assert same_models(cl_tuned, no_merge_tuned) and not same_models(cl_tuned, cl)
     # FL = C2FL without replay: the same as C2FL with an always-empty memory
     fl, _ = c2fl(rounds, "program.params.method=fl")
     no_memory, _ = c2fl(rounds, "program.params.memory=reservoir", "program.params.capacity=0")
@@ -78,6 +82,8 @@ def test_code_variant_merges_every_third_round_with_the_clipped_weight():
 def test_bad_parameters_and_learning_settings_name_their_yaml_path():
     with pytest.raises(ScenarioError, match="program.params.method"):
         c2fl(1, "program.params.method=federated")
+    with pytest.raises(ScenarioError, match="program.params.finetune"):
+        c2fl(1, "program.params.finetune=sometimes")
     with pytest.raises(ScenarioError, match="program.params.memory"):
         c2fl(1, "program.params.memory=class_balanced")  # needs a capacity
     with pytest.raises(ScenarioError, match=r"learning\.partition"):
