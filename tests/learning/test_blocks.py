@@ -317,3 +317,13 @@ def test_fresh_models_are_one_shared_initialisation_and_kept_by_rep():
     for t in ctx.latest.params.values():
         assert all(torch.equal(t[0], t[d]) for d in range(1, 4))
     assert isinstance(ctx.latest, ModelField) and ctx.has_model["models"].all()
+
+
+def test_the_learning_package_exports_the_blocks_programs_compose():
+    import fieldlearn.learning as learning
+    from fieldlearn.learning import blocks, models
+
+    assert learning.blend is blocks.blend and learning.blend_models is models.blend
+    for name in ("train_locally", "finetune", "replay", "with_replay", "paper_alpha", "classwise_regional_mean"):
+        assert getattr(learning, name) is getattr(blocks, name) and name in learning.__all__
+
