@@ -120,6 +120,7 @@ def sweep(
 
     The returned Table has `.summary`, `.runs` (one row per run: status and wall seconds), `.failures` (list of {run, params..., seed, error}), `.out` and `.files`.
     Failed runs do not raise: they are listed in `.failures` (and failures.csv); SweepError means bad arguments.
+    In a script, call it under `if __name__ == "__main__":` (the worker processes import the main module).
     """
     backend = make_backend(ray, workers, timeout)
     check_device(device)
@@ -202,7 +203,8 @@ def _run(plan: Plan, backend: Any, store: Store, rounds: list[float | str], metr
     stale = sum(1 for r in todo if status[r.id] == "stale")
     errors: dict[str, str] = {}
     write_atomic(store.root / MARKER, _manifest(plan, backend, device, status, errors, []))
-    parts = [f"{len(plan.runs)} runs ({len(plan.variants)} variant{'s' if len(plan.variants) != 1 else ''} x "
+    parts = [f"{len(plan.runs)} run{'s' if len(plan.runs) != 1 else ''} ({len(plan.variants)} "
+             f"variant{'s' if len(plan.variants) != 1 else ''} x "
              f"{len(plan.seeds)} seed{'s' if len(plan.seeds) != 1 else ''})"]
     if reused:
         parts.append(f"{reused} already complete")

@@ -1,7 +1,8 @@
 """`python -m fieldlearn.sweep SCENARIO.yaml --seeds 0-9 --grid program.params.method=c2fl,cl,fl,local
 [--grid other.key=a,b] [--set key=value ...] [--workers K] [--ray [ADDRESS]] [--out DIR] [--rounds-at 30,60,end]
 [--metric NAME]`: run every variant x seed of a scenario, write results.csv (tidy: one row per run and round),
-summary.csv (mean and std per variant at the chosen rounds) and comparison.png.
+summary.csv (mean and std per variant at the chosen rounds), runs.csv (each run: status, wall seconds, error) and
+comparison.png.
 
 Exit codes: 0 every run complete; 1 some run failed (listed in failures.csv, the others complete); 2 bad input
 (one paragraph naming the argument, no traceback); 130 interrupted (start the same command again to resume).
