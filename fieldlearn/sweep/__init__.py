@@ -229,6 +229,10 @@ def _run(plan: Plan, backend: Any, store: Store, rounds: list[float | str], metr
                     status[outcome.run_id] = "failed"
                     store.record_failure(outcome.run_id, _error_text(outcome))
                 if bar is not None:
+                    bar.clear()
+                say(f"  {outcome.run_id}: " + ("complete" if outcome.ok else f"FAILED ({outcome.error})")
+                    + f" in {outcome.wall:.1f} s")
+                if bar is not None:
                     bar.update(1)
                     if errors:
                         bar.set_postfix_str(f"{len(errors)} failed", refresh=False)

@@ -42,7 +42,15 @@ def _parse_cell(text: str) -> Any:
     try:
         return float(text)
     except ValueError:
-        return text
+        pass
+    if text[0] in "[{":  # lists and mappings were written as flow YAML
+        import yaml
+
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError:
+            return text
+    return text
 
 
 class Table:

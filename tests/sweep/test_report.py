@@ -122,3 +122,9 @@ def test_table_cells():
     with pytest.raises(KeyError, match="no column 'c'"):
         t.column("c")
     assert t == Table(["a", "b"], t.rows) and len(t) == 3 and "3 rows" in repr(t)
+
+
+def test_lists_and_mappings_survive_a_round_trip_through_csv():
+    rows = [{"p": {"method": "cl", "gamma": 0.1}, "q": [1, "a"]}, {"p": "[not yaml", "q": None}]
+    back = Table.from_csv(Table(["p", "q"], rows).to_csv())
+    assert back.rows == rows
