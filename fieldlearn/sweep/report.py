@@ -136,9 +136,7 @@ def run_rows(run: Run, keys: Sequence[str], result: Mapping[str, Any]) -> list[d
     """A run's recorded rows, then its final state (at the end time), each with the run's parameters and seed."""
     cols = result["columns"]
     period = float(result["period"])
-    base: dict[str, Any] = {"run": run.id}
-    base.update(run.params)
-    base["seed"] = run.seed
+    base = _run_row(run)
     out = []
     records = [dict(zip(cols, row)) for row in result["rows"]]
     final = dict(result.get("final") or {})
@@ -240,27 +238,26 @@ def summarise(plan: Plan, table: Table, rounds_at: Sequence[float | str], failed
     return Table(keys + ["round", "metric", "runs", "failed", "n", "mean", "std", "min", "max"], out)
 
 
+def _run_row(run: Run, **extra: Any) -> dict[str, Any]:
+    """A run's identity columns (run, its parameters, seed), then `extra`."""
+    row: dict[str, Any] = {"run": run.id}
+    row.update(run.params)
+    row["seed"] = run.seed
+    row.update(extra)
+    return row
+
+
 def runs_table(plan: Plan, status: Mapping[str, str], walls: Mapping[str, float | None],
                failed: Mapping[str, Any]) -> Table:
     """One row per run: its parameters, seed, status (complete, failed, missing), wall seconds and error, if any."""
-    rows = []
-    for run in plan.runs:
-        row: dict[str, Any] = {"run": run.id}
-        row.update(run.params)
-        row.update({"seed": run.seed, "status": status.get(run.id, "missing"), "wall_s": walls.get(run.id),
-                    "error": failed.get(run.id)})
-        rows.append(row)
+    rows = [_run_row(run, status=status.get(run.id, "missing"), wall_s=walls.get(run.id), error=failed.get(run.id))
+            for run in plan.runs]
     return Table(["run"] + plan.keys + ["seed", "status", "wall_s", "error"], rows)
 
 
 def failures_table(plan: Plan, failed: Mapping[str, Any]) -> Table:
-    rows = []
-    for run in plan.runs:
-        if run.id in failed:
-            row: dict[str, Any] = {"run": run.id}
-            row.update(run.params)
-            row.update({"seed": run.seed, "error": failed[run.id]})
-            rows.append(row)
+    """One row per failed run: its parameters, seed and error."""
+    rows = [_run_row(run, error=failed[run.id]) for run in plan.runs if run.id in failed]
     return Table(["run"] + plan.keys + ["seed", "error"], rows)
 
 
