@@ -11,6 +11,7 @@ from .calculus import (
     aggregate,
     align,
     branch,
+    clock,
     constant,
     distances,
     exchange,
@@ -23,6 +24,7 @@ from .calculus import (
     nbr_ids,
     nbr_sense,
     rep,
+    resource,
     run,
     sense,
     share,
@@ -33,6 +35,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlignmentError", "Field", "FieldError", "Inbox", "NbrField", "Network", "RoundVM", "Trace", "aggregate", "align",
-    "branch", "constant", "distances", "exchange", "local", "maximum", "mid", "minimum", "mux", "nbr", "nbr_ids", "nbr_sense",
-    "rep", "run", "sense", "share", "uid",
+    "branch", "clock", "constant", "distances", "exchange", "local", "maximum", "mid", "minimum", "mux", "nbr", "nbr_ids", "nbr_sense",
+    "rep", "resource", "run", "sense", "share", "uid",
 ]

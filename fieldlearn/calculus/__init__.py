@@ -3,6 +3,7 @@ from .constructs import (
     aggregate,
     align,
     branch,
+    clock,
     constant,
     distances,
     exchange,
@@ -15,6 +16,7 @@ from .constructs import (
     nbr_ids,
     nbr_sense,
     rep,
+    resource,
     sense,
     share,
     uid,
@@ -28,7 +30,7 @@ from .vm import Inbox, RoundVM
 
 __all__ = [
     "AlignmentError", "Domain", "Field", "FieldError", "Graph", "Inbox", "NbrField", "Network", "RoundVM", "Trace",
-    "aggregate", "align", "branch", "constant", "distances", "exchange", "graph_from_edges", "local", "knn_graph", "maximum",
-    "mid", "minimum", "mux", "nbr", "nbr_ids", "nbr_sense", "radius_graph", "register_pytree_node", "rep", "run",
+    "aggregate", "align", "branch", "clock", "constant", "distances", "exchange", "graph_from_edges", "local", "knn_graph", "maximum",
+    "mid", "minimum", "mux", "nbr", "nbr_ids", "nbr_sense", "radius_graph", "register_pytree_node", "rep", "resource", "run",
     "sense", "share", "tree_flatten", "tree_map", "tree_unflatten", "uid",
 ]

@@ -195,6 +195,23 @@ def nbr_ids() -> NbrField:
     return NbrField(dom, dom.ids, dom.hood.neighbours, None)
 
 
+def clock() -> int:
+    """The VM's batch counter: 0 in the first batch it evaluates, one more in each later one (a seed for draws that
+    must differ between rounds and repeat on a rerun)."""
+    return current_vm().clock
+
+
+def resource(name: str) -> Any:
+    """The object the runner lent to this program under `name` (`RoundVM(..., resources={name: obj})` or
+    `vm.resources[name] = obj`), e.g. a learning context; a clear error names what is lent when it is missing."""
+    vm = current_vm()
+    if name not in vm.resources:
+        known = ", ".join(sorted(vm.resources)) or "none"
+        raise LookupError(f"this program needs the resource {name!r}, which its runner did not provide "
+                          f"(resources provided: {known})")
+    return vm.resources[name]
+
+
 def constant(value: Any) -> Field:
     """`value` at every device of the current domain, as a field."""
     vm = current_vm()

@@ -33,6 +33,19 @@ class Graph:
     def edge_list(self) -> list[tuple[int, int]]:
         return list(zip(self.rows().tolist(), self.neighbours.tolist()))
 
+    def inbox_links(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The CSR rows of the devices in `batch` (in batch order): (indptr over the batch, neighbours, lengths)."""
+        batch = np.asarray(batch, dtype=np.int64)
+        n = self.n_devices
+        if len(batch) == n and (n == 0 or (batch[0] == 0 and batch[-1] == n - 1 and bool((np.diff(batch) == 1).all()))):
+            return self.indptr, self.neighbours, self.distance
+        starts = self.indptr[batch]
+        counts = self.indptr[batch + 1] - starts
+        indptr = np.zeros(len(batch) + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        links = np.repeat(starts - indptr[:-1], counts) + np.arange(indptr[-1])
+        return indptr, self.neighbours[links], self.distance[links]
+
 
 def graph_from_edges(n: int, src: np.ndarray, dst: np.ndarray, distance: np.ndarray | None = None) -> Graph:
     """CSR graph where device `src[k]` hears device `dst[k]`; self-loops and duplicates removed.

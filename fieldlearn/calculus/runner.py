@@ -13,16 +13,8 @@ from .vm import Inbox, RoundVM
 
 def inbox_of(graph: Graph, batch: np.ndarray) -> Inbox:
     """The CSR rows of `graph` for the devices in `batch`, in batch order, with link lengths as `distance`."""
-    batch = np.asarray(batch, dtype=np.int64)
-    n = graph.n_devices
-    if len(batch) == n and np.array_equal(batch, np.arange(n)):
-        return Inbox(graph.indptr, graph.neighbours, {"distance": graph.distance})
-    starts = graph.indptr[batch]
-    counts = graph.indptr[batch + 1] - starts
-    indptr = np.zeros(len(batch) + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    links = np.repeat(starts - indptr[:-1], counts) + np.arange(indptr[-1])
-    return Inbox(indptr, graph.neighbours[links], {"distance": graph.distance[links]})
+    indptr, neighbours, distance = graph.inbox_links(batch)
+    return Inbox(indptr, neighbours, {"distance": distance})
 
 
 def schedule_batches(schedule: Any, n: int, rounds: int | None, seed: int) -> list[list[np.ndarray]]:
@@ -102,10 +94,14 @@ def run(
     device: Any = None,
     vm: RoundVM | None = None,
     on_round: Callable[[int, Trace], None] | None = None,
+    resources: dict[str, Any] | None = None,
 ) -> Trace:
-    """Run `program` on `network` for `rounds` rounds of `schedule`; pass `vm` (e.g. `trace.vm`) to continue a run."""
+    """Run `program` on `network` for `rounds` rounds of `schedule`; pass `vm` (e.g. `trace.vm`) to continue a run,
+    and `resources` to lend objects to the program (read inside it with `resource(name)`)."""
     n = network.n_devices
     vm = vm if vm is not None else RoundVM(program, backend=backend, device=device)
+    if resources:
+        vm.resources.update(resources)
     vm.program = program  # a continued run may run a new version of the program over the old state
     vm.sensors = network.sensors
     trace = Trace(vm, n)

@@ -60,10 +60,13 @@ def current_vm() -> "RoundVM":
 class RoundVM:
     """Evaluates a program once per batch of firing devices; keeps every device's latest export and its state."""
 
-    def __init__(self, program: Callable[[], Any], backend: str = "numpy", device: Any = None):
+    def __init__(self, program: Callable[[], Any], backend: str = "numpy", device: Any = None,
+                 resources: dict[str, Any] | None = None):
         self.program = program
         self.backend = backend_for(backend, device)
         self.sensors: dict[str, Any] = {}
+        #: Named objects a runner lends to the programs it runs (e.g. the learning context), read by `resource(name)`.
+        self.resources: dict[str, Any] = dict(resources or {})
         self.clock = 0
         self.n_devices = 0
         self.last_fire = self.backend.full((0,), -1, dtype=np.int64)

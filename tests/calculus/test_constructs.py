@@ -341,3 +341,22 @@ def test_local_functions_see_raw_arrays_of_the_current_domain():
 
     np.testing.assert_array_equal(run(prog, net, rounds=1).last, [0, 1, 12, 3])
     assert seen == [[0, 2]]
+
+
+def test_clock_counts_batches_and_resource_reads_what_the_runner_lent():
+    from fieldlearn import Network, clock, constant, resource, run
+
+    net = Network.from_edges(3, [(0, 1), (1, 2)])
+    seen = []
+    trace = run(lambda: constant(resource("scale") * 10) + (seen.append(clock()) or 0), net, rounds=3,
+                schedule="sync", resources={"scale": 2})
+    assert seen == [0, 1, 2]
+    assert trace.last.tolist() == [20, 20, 20]
+
+
+def test_a_missing_resource_names_what_is_lent():
+    from fieldlearn import Network, resource, run
+
+    net = Network.from_edges(2, [(0, 1)])
+    with pytest.raises(LookupError, match=r"'learning'.*provided: other"):
+        run(lambda: resource("learning"), net, rounds=1, resources={"other": 1})
