@@ -30,7 +30,7 @@ from fieldlearn.calculus.vm import Inbox, RoundVM
 from fieldlearn.lib import distance_to
 from fieldlearn.sim.engine import Engine
 from fieldlearn.sim.links import RadiusRule
-from fieldlearn.sim.scenario import parse_scenario
+from fieldlearn.sim.loader import resolve_scenario
 
 
 def program() -> dict:
@@ -92,7 +92,7 @@ def scenario(n: int, rounds: int, side: float, radius: float, mobility: dict | N
 
 
 def simulated(data: dict) -> tuple[float, Engine]:
-    e = Engine(parse_scenario(data), program)
+    e = Engine(resolve_scenario(data), program)
     e.run(until=1.0)  # first round (and its KD-tree search) outside the timing, as for bare
     t = time.perf_counter()
     e.run()

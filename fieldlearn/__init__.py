@@ -6,6 +6,8 @@ from .calculus import (
     Inbox,
     NbrField,
     Network,
+    ParameterError,
+    Program,
     RoundVM,
     Trace,
     aggregate,
@@ -14,6 +16,7 @@ from .calculus import (
     clock,
     constant,
     distances,
+    evolving,
     exchange,
     local,
     maximum,
@@ -23,6 +26,7 @@ from .calculus import (
     nbr,
     nbr_ids,
     nbr_sense,
+    program,
     rep,
     resource,
     run,
@@ -34,7 +38,7 @@ from .calculus import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "AlignmentError", "Field", "FieldError", "Inbox", "NbrField", "Network", "RoundVM", "Trace", "aggregate", "align",
-    "branch", "clock", "constant", "distances", "exchange", "local", "maximum", "mid", "minimum", "mux", "nbr", "nbr_ids", "nbr_sense",
-    "rep", "resource", "run", "sense", "share", "uid",
+    "AlignmentError", "Field", "FieldError", "Inbox", "NbrField", "Network", "ParameterError", "Program", "RoundVM", "Trace", "aggregate", "align",
+    "branch", "clock", "constant", "distances", "evolving", "exchange", "local", "maximum", "mid", "minimum", "mux", "nbr", "nbr_ids", "nbr_sense",
+    "program", "rep", "resource", "run", "sense", "share", "uid",
 ]

@@ -6,6 +6,7 @@ from .constructs import (
     clock,
     constant,
     distances,
+    evolving,
     exchange,
     local,
     maximum,
@@ -24,13 +25,15 @@ from .constructs import (
 from .fields import Domain, Field, FieldError, NbrField
 from .network import Graph, Network, graph_from_edges, knn_graph, radius_graph
 from .paths import AlignmentError
+from .program import ParameterError, Program, program
 from .pytree import register_pytree_node, tree_flatten, tree_map, tree_unflatten
 from .runner import Trace, run
 from .vm import Inbox, RoundVM
 
 __all__ = [
-    "AlignmentError", "Domain", "Field", "FieldError", "Graph", "Inbox", "NbrField", "Network", "RoundVM", "Trace",
-    "aggregate", "align", "branch", "clock", "constant", "distances", "exchange", "graph_from_edges", "local", "knn_graph", "maximum",
-    "mid", "minimum", "mux", "nbr", "nbr_ids", "nbr_sense", "radius_graph", "register_pytree_node", "rep", "resource", "run",
+    "AlignmentError", "Domain", "Field", "FieldError", "Graph", "Inbox", "NbrField", "Network", "ParameterError", "Program", "RoundVM",
+    "Trace",
+    "aggregate", "align", "branch", "clock", "constant", "distances", "evolving", "exchange", "graph_from_edges", "local", "knn_graph", "maximum",
+    "mid", "minimum", "mux", "nbr", "nbr_ids", "nbr_sense", "program", "radius_graph", "register_pytree_node", "rep", "resource", "run",
     "sense", "share", "tree_flatten", "tree_map", "tree_unflatten", "uid",
 ]

@@ -41,6 +41,23 @@ def rep(init: Any, fn: Callable[[Any], Any]) -> Any:
     return current_vm().rep(init, fn)
 
 
+def evolving(init: Any, fn: Callable[[Any], tuple[Any, Any]]) -> tuple[Any, Any]:
+    """`rep` whose function also yields a value: `fn(previous) -> (next_state, output)`; returns both. Only the state
+    is kept across rounds; the output leaves the round as an ordinary value (e.g. what a training step computed
+    on the way: the regional model, a leader), as Collektive's `evolving` does."""
+    yielded: list[Any] = []
+
+    def step(previous: Any) -> Any:
+        out = fn(previous)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise TypeError("evolving's function must return (next_state, output)")
+        yielded.append(out[1])
+        return out[0]
+
+    state = current_vm().rep(init, step)
+    return state, yielded[-1]
+
+
 def share(init: Any, fn: Callable[[Any], Any]) -> Any:
     """`fn(n)` where `n` holds this device's previous shared value (or `init`) and its neighbours'; the result is sent."""
     return current_vm().share(init, fn)

@@ -216,6 +216,13 @@ class NbrField:
             self._values = src[idx]
         return self._values
 
+    def link_values(self, links: Any) -> Any:
+        """The neighbours' values on the inbox links `links` only (a slice or index array), gathering just those."""
+        if self._values is not None:
+            return self._values[links]
+        src, idx = self._source
+        return src[idx[links]]
+
     @property
     def self(self) -> Field:
         """The device's own entry as a field."""

@@ -1,66 +1,74 @@
-"""Aggregate learning blocks: per-device training, blending, replay memories and fine-tuning, used inside rounds.
+"""Aggregate learning blocks: what learning programs compose. Each is an `@aggregate` function over fields of the
+current domain and does one batched computation for all the devices of the batch (through `local`); none loops
+over devices in Python. Blocks read the run's learning context (data, trainer, replay stores) through
+`learning_context()`, i.e. the resource "learning" its runner lends, and the VM's `clock()`.
 
-Each block is an `@aggregate` function over fields of the current domain. Models are `ModelField`s whose leaves
-are fields (rows of the stacked parameters); sample sets are *sample fields*: int64 rows of dataset indices per
-device, padded with -1 (so they project onto branches and travel like any field). Every block does one batched
-computation for all the devices of the batch, through `local`; none loops over devices in Python.
-
-    trained = train_locally(theta, samples, trainer)           # Phase 2: everyone's local steps at once
-    merged = blend(trained, regional, alpha)                   # (1 - alpha) trained + alpha regional, per device
-    memory = replay(samples, leader, store)                    # grows when the leader changes
-    seen = with_replay(samples, memory, per_round=200)         # current data plus a draw from the memory
-    tuned = finetune(merged, seen, trainer, where=alpha > 0)   # optional post-merge pass
+    models = rep(fresh_models, step)                          # every device's model, kept across rounds
+    samples = current_samples()                               # D(t): this round's samples where the device is
+    trained = train_locally(theta, samples)                   # everyone's local steps at once
+    merged = blend(trained, regional, alpha)                  # (1 - alpha) trained + alpha regional, per device
+    memory = replay(samples, leader, "unbounded")             # grows when the leader changes
+    seen = with_replay(samples, memory, per_round=200)        # current data plus a draw from the memory
+    tuned = finetune(merged, seen, where=alpha > 0)           # optional post-merge pass
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from fieldlearn.calculus import Field, aggregate, branch, local, mid, minimum, rep
-from fieldlearn.calculus.vm import current_vm
+from fieldlearn.calculus import Field, aggregate, branch, clock, local, mid, minimum, rep, sense
 
-from .data import Dataset, DeviceData, IndexSets, as_index_array, keyed_uniform
+from .context import learning_context
+from .data import as_index_array
 from .models import ModelField
-from .models import blend as blend_models
-from .replay import ReplayMemory, ReplayPolicy, parse_policy
-from .train import train
+from .models import blend_models
+from .replay import ReplayStore
+from .samples import draw_per_device, pad_sets, unpad
+from .trainer import Loss, Trainer
 
 __all__ = [
-    "Trainer", "ReplayStore", "pad_sets", "unpad", "sample_counts", "train_locally", "finetune", "blend", "replay",
-    "with_replay", "paper_alpha", "class_counts", "classifier_names", "classwise_regional_mean",
+    "fresh_models", "current_samples", "round_number", "is_mobile", "sample_counts", "class_counts",
+    "classifier_names", "classwise_regional_mean", "train_locally", "finetune", "blend", "paper_alpha", "replay",
+    "with_replay",
 ]
 
-_TRAIN_SALT, _REPLAY_SALT = 11, 12
+_REPLAY_SALT = 12
 
 
 # --------------------------------------------------------------------------------------------------
-# sample fields: per-device index sets as padded rows
+# what the context provides per device
 
 
-def pad_sets(sets: IndexSets, device: Any = None) -> torch.Tensor:
-    """Index sets as a `[rows, width]` int64 tensor padded with -1 (width: the longest row)."""
-    lengths = sets.lengths()
-    width = int(lengths.max(initial=0))
-    out = np.full((len(sets), width), -1, dtype=np.int64)
-    out[sets.row_ids(), sets.ranks()] = sets.indices
-    return torch.as_tensor(out, device=device)
+def fresh_models() -> ModelField:
+    """Fresh models for the devices of the current domain (as rep's lazy init: `rep(fresh_models, step)`).
+
+    Deliberately not an `@aggregate` block: rep runs its init only in rounds where some device lacks state (under
+    its own path key), so nothing else's paths depend on whether it ran."""
+    ctx = learning_context()
+    return local(ctx.initial_models)(mid())
 
 
-def unpad(rows: Any) -> IndexSets:
-    """Padded rows (-1 = no sample) back to index sets, keeping each row's order."""
-    arr = rows.detach().cpu().numpy() if isinstance(rows, torch.Tensor) else np.asarray(rows)
-    arr = arr.reshape(arr.shape[0], -1)
-    r, c = np.nonzero(arr >= 0)
-    return IndexSets.from_rows(r, arr[r, c], arr.shape[0])
+@aggregate
+def current_samples() -> Field:
+    """D(t): each device's samples this round, as a sample field: its part of the data of the region it is in now
+    (the `region` sensor), drawn afresh each round when the configuration sets `samples_per_round`."""
+    ctx = learning_context()
+    return local(ctx.sample_rows)(mid(), sense("region"), sense("time"))
 
 
-def _mix(*keys: Any) -> int:
-    """A seed in [0, 2^62) hashed from integers."""
-    return int(keyed_uniform(0, *[np.asarray(k, dtype=np.int64) for k in keys]) * 2**62)
+@aggregate
+def round_number() -> Field:
+    """The index of the current round (simulated time over the schedule's period), per device."""
+    ctx = learning_context()
+    return local(lambda t: torch.floor(torch.as_tensor(t).double() / ctx.period + 1e-9).long())(sense("time"))
+
+
+@aggregate
+def is_mobile() -> Field:
+    """Whether the device moves (the `mobile` sensor; the simulator sets it from the deployments' mobility)."""
+    return sense("mobile")
 
 
 @aggregate
@@ -70,8 +78,13 @@ def sample_counts(samples: Field) -> Field:
 
 
 @aggregate
-def class_counts(samples: Field, labels: torch.Tensor, n_classes: int) -> Field:
-    """`[classes]` per device: how many of its samples carry each label (`labels` indexed by sample id)."""
+def class_counts(samples: Field, labels: torch.Tensor | None = None, n_classes: int | None = None) -> Field:
+    """`[classes]` per device: how many of its samples carry each label (default: the context's dataset)."""
+    if labels is None or n_classes is None:
+        ctx = learning_context()
+        labels = ctx.dataset.labels if labels is None else labels
+        n_classes = ctx.n_classes if n_classes is None else n_classes
+
     def count(s: torch.Tensor) -> torch.Tensor:
         rows = s.reshape(s.shape[0], -1)
         valid = rows >= 0
@@ -80,6 +93,10 @@ def class_counts(samples: Field, labels: torch.Tensor, n_classes: int) -> Field:
         return out.scatter_add_(1, lab, valid.to(out.dtype))
 
     return local(count)(samples)
+
+
+# --------------------------------------------------------------------------------------------------
+# models over regions
 
 
 def classifier_names(models: ModelField, n_classes: int) -> list[str]:
@@ -119,7 +136,7 @@ def classwise_regional_mean(region: Any, models: ModelField, counts: Field, head
         for name, t in r.items():
             mask = have.reshape(have.shape + (1,) * (t.dim() - 2))
             params[name] = torch.where(mask, t, m.params[name])
-        return ModelField._from_spec(m.spec, params, dict(m.buffers))
+        return m.with_params(params)
 
     return local(merge)(mean, rows, seen)
 
@@ -128,53 +145,32 @@ def classwise_regional_mean(region: Any, models: ModelField, counts: Field, head
 # training
 
 
-@dataclass(frozen=True)
-class Trainer:
-    """How devices train: the dataset they index into and the optimiser settings (a fresh optimiser per call, as
-    the reference methods do). Calling it trains a ModelField of raw tensors on padded sample rows."""
-
-    dataset: Dataset
-    epochs: int = 2
-    batch_size: int = 32
-    optimiser: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    momentum: float = 0.0
-    seed: int = 0
-
-    def replace(self, **changes: Any) -> "Trainer":
-        """A copy with some settings changed (e.g. `epochs=1, batch_size=16` for a fine-tune pass)."""
-        return dataclasses.replace(self, **changes)
-
-    def __call__(self, models: ModelField, samples: Any, salt: tuple = ()) -> ModelField:
-        sets = unpad(samples)
-        if sets.nnz == 0:
-            return models
-        generator = torch.Generator().manual_seed(_mix(self.seed, _TRAIN_SALT, *salt))
-        result = train(models, DeviceData(self.dataset, sets), epochs=self.epochs, batch_size=self.batch_size,
-                       optimiser=self.optimiser, lr=self.lr, weight_decay=self.weight_decay, momentum=self.momentum,
-                       generator=generator)
-        return result.models
-
-
 @aggregate
-def train_locally(models: ModelField, samples: Field, trainer: Trainer, key: int = 0) -> ModelField:
+def train_locally(models: ModelField, samples: Field, trainer: Trainer | None = None, key: int = 0, *,
+                  loss: Loss | None = None, extras: dict[str, Any] | None = None,
+                  trainable: Any = None) -> ModelField:
     """Every device trains its own model on its own samples, all devices of the batch as one computation.
 
     `models` is a ModelField of fields (e.g. rep's state), `samples` a sample field; devices without samples keep
-    their model. The shuffling is seeded from the trainer's seed, the VM clock and `key` (so two training calls in
-    one round draw differently and a rerun draws the same).
-    """
-    clock = current_vm().clock
-    return local(lambda m, s: trainer(m, s, salt=(clock, key)))(models, samples)
+    their model. `trainer` defaults to the context's (from the `learning:` block); `loss` (see `Trainer.loss`),
+    `trainable` (the parameters that train; the rest stay frozen) and `extras` (per-device fields the loss reads by
+    name, e.g. `{"anchor": regional_model.params}` for FedProx) override it. The shuffling is seeded from the
+    trainer's seed, the VM clock and `key`, so two training calls in one round draw differently and a rerun draws
+    the same."""
+    trainer = trainer if trainer is not None else learning_context().trainer
+    if loss is not None or trainable is not None:
+        trainer = trainer.replace(**{k: v for k, v in (("loss", loss), ("trainable", trainable)) if v is not None})
+    tick = clock()
+    return local(lambda m, s, x: trainer(m, s, salt=(tick, key), extras=x))(models, samples, extras)
 
 
 @aggregate
-def finetune(models: ModelField, samples: Field, trainer: Trainer, epochs: int = 1, batch_size: int = 16,
-             where: Any = None) -> ModelField:
+def finetune(models: ModelField, samples: Field, trainer: Trainer | None = None, epochs: int = 1,
+             batch_size: int = 16, where: Any = None) -> ModelField:
     """Post-merge fine-tune: a short extra pass (default one epoch at batch 16, as the C2FL public code does) over
     `samples` (e.g. memory plus current data), on the devices where `where` holds (all if None)."""
-    tuned = trainer.replace(epochs=epochs, batch_size=batch_size)
+    tuned = (trainer if trainer is not None else learning_context().trainer).replace(epochs=epochs,
+                                                                                   batch_size=batch_size)
     if where is None:
         return train_locally(models, samples, tuned, key=1)
     return branch(where, lambda: train_locally(models, samples, tuned, key=1), lambda: models)
@@ -195,68 +191,17 @@ def paper_alpha(dwell: Any, gamma: float = 0.3, horizon: float = 30.0) -> Any:
 # replay
 
 
-class ReplayStore:
-    """Every device's replay memory and what it has seen since it entered its current region, by device id.
-
-    Rows are read and written only by their own device's evaluation (memories never leave their device); the
-    store lives outside the VM because memories are variable-sized sets, not fixed-shape fields.
-    """
-
-    def __init__(self, n_devices: int, policy: ReplayPolicy | str, *, labels: Any = None, seed: int = 0):
-        policy = parse_policy(policy)
-        if policy is None:
-            raise ValueError("ReplayStore: a policy is required")
-        self.memory = ReplayMemory(n_devices, policy, labels=labels, seed=seed)
-        self.stay = IndexSets.empty(n_devices)
-        self.n_devices = int(n_devices)
-
-    @property
-    def policy(self) -> ReplayPolicy:
-        return self.memory.policy
-
-    def sizes(self) -> np.ndarray:
-        """Samples in every device's memory."""
-        return self.memory.sizes()
-
-    def update(self, ids: Any, samples: Any, moved: Any, fresh: Any, enabled: Any = True) -> torch.Tensor:
-        """One round of the devices `ids`: forget the state of `fresh` ones, move what `moved` ones saw in their
-        last region into their memory, add this round's `samples` to what the `enabled` ones have seen here;
-        return their memories as padded rows."""
-        dev = as_index_array(ids)
-        n = dev.size
-        flags = [np.broadcast_to(as_index_array(x).astype(bool) if not isinstance(x, bool) else np.array(x), (n,))
-                 for x in (moved, fresh, enabled)]
-        moved_, fresh_, enabled_ = flags
-        if fresh_.any():
-            self.memory.clear(dev[fresh_])
-        leaving = moved_ & enabled_ & ~fresh_
-        if leaving.any():
-            who = dev[leaving]
-            self.memory.add(who, self.stay.take(who))
-        reset = fresh_ | moved_ | ~enabled_
-        current = unpad(samples)
-        keep_rows = current.row_ids()
-        keep = enabled_[keep_rows]
-        rows_old = self.stay.row_ids()
-        drop = np.zeros(self.n_devices, dtype=bool)
-        drop[dev[reset]] = True
-        old = ~drop[rows_old]
-        self.stay = IndexSets.from_rows_unique(
-            np.concatenate([rows_old[old], dev[keep_rows[keep]]]),
-            np.concatenate([self.stay.indices[old], current.indices[keep]]),
-            self.n_devices,
-        )
-        device = samples.device if isinstance(samples, torch.Tensor) else None
-        return pad_sets(self.memory.csr().take(dev), device)
-
-
 @aggregate
-def replay(samples: Field, leader: Any, store: ReplayStore, enabled: Any = True) -> Field:
+def replay(samples: Field, leader: Any, store: ReplayStore | str = "unbounded", enabled: Any = True) -> Field:
     """The device's replay memory M as a sample field (Phase 1 of C2FL): when its `leader` differs from last round's
-    (it moved to another region) everything it saw in the region it left enters M under the store's policy;
-    this round's `samples` join what it has seen here. A device on its first round starts with an empty memory;
-    devices where `enabled` is false (e.g. static ones) keep none.
-    """
+    (it moved to another region) everything it saw in the region it left enters M under the store's policy
+    (`store` is a ReplayStore or a policy such as "unbounded", "fraction:0.05", "reservoir:500",
+    "class_balanced:500", whose store the context keeps for the run); this round's `samples` join what it has seen
+    here. A device on its first round starts with an empty memory; devices where `enabled` is false (e.g. static
+    ones) keep none."""
+    if not isinstance(store, ReplayStore):
+        store = learning_context().replay_store(store)
+
     def step(state: tuple) -> tuple:
         before, age, _ = state
         return leader, age + 1, before != leader
@@ -266,17 +211,18 @@ def replay(samples: Field, leader: Any, store: ReplayStore, enabled: Any = True)
 
 
 @aggregate
-def with_replay(samples: Field, memory: Field, per_round: int | None = None, seed: int = 0) -> Field:
+def with_replay(samples: Field, memory: Field, per_round: int | None = None, seed: int | None = None) -> Field:
     """Training set of the round: the current `samples` united with the `memory` (M ∪ D(t)), or with a fresh uniform
-    draw of at most `per_round` memory samples each round (a fixed replay budget; None: the whole memory)."""
-    clock = current_vm().clock
+    draw of at most `per_round` memory samples each round (a fixed replay budget; None: the whole memory); the draw
+    is seeded from `seed` (default: the context's seed) and the VM clock."""
+    tick = clock()
+    seed = learning_context().seed if seed is None else seed
 
     def mix(ids: Any, cur: Any, mem: Any) -> torch.Tensor:
         current, kept = unpad(cur), unpad(mem)
-        if per_round is not None and kept.nnz:
-            dev = as_index_array(ids)
-            keys = keyed_uniform(seed, _REPLAY_SALT, clock, dev[kept.row_ids()], kept.indices)
-            kept = kept.keep_lowest(keys, np.full(len(kept), int(per_round), dtype=np.int64))
+        if per_round is not None:
+            kept = draw_per_device(kept, int(per_round), as_index_array(ids), seed=seed, salt=_REPLAY_SALT,
+                                   counter=tick)
         return pad_sets(current.union(kept), cur.device)
 
     return local(mix)(mid(), samples, memory)

@@ -1,6 +1,7 @@
 """Datasets held once as tensors, per-device index sets (CSR) into them, and partitioners over regions."""
 from __future__ import annotations
 
+import functools
 import gzip
 import math
 from dataclasses import dataclass
@@ -10,6 +11,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from fieldlearn.calculus.keyed import keyed_uniform
+
 __all__ = [
     "Dataset",
     "IndexSets",
@@ -18,7 +21,9 @@ __all__ = [
     "RegionData",
     "load_digits",
     "load_idx",
-    "keyed_uniform",
+    "load_dataset",
+    "DatasetError",
+    "DATASET_DIRS",
     "partition",
     "partition_hard",
     "partition_iid",
@@ -132,6 +137,62 @@ def load_idx(
     target = torch.as_tensor(labels.astype(np.int64))
     classes = int(target.max()) + 1 if n_classes is None else n_classes
     return Dataset(inputs, target, classes, name or f"{directory.name}-{split}")
+
+
+#: Names accepted for `learning.dataset`, besides a directory path: where Debian's dataset packages put them.
+DATASET_DIRS = {
+    "fashion-mnist": "/usr/share/datasets/fashion-mnist",
+    "mnist": "/usr/share/datasets/mnist",
+}
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be found or read; `key` is the configuration key at fault (dataset, downsample)."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        self.message = message
+        super().__init__(f"{key}: {message}")
+
+
+@functools.lru_cache(maxsize=4)
+def _load(name: str, downsample: int) -> Dataset:
+    if name == "digits":
+        ds = load_digits()
+        side = 8
+    else:
+        ds = load_idx(name, "train", name=Path(name).name)
+        side = int(round(math.sqrt(ds.inputs.shape[1])))
+    if downsample > 1:
+        if side * side != ds.inputs.shape[1] or side % downsample:
+            raise DatasetError("downsample", f"{side}x{side} images cannot be pooled by {downsample}")
+        pooled = torch.nn.functional.avg_pool2d(ds.inputs.view(-1, 1, side, side), downsample)
+        ds = Dataset(pooled.reshape(len(ds), -1).contiguous(), ds.labels, ds.n_classes, f"{ds.name}/{downsample}")
+    return ds
+
+
+def load_dataset(name: str, downsample: int = 1, base_dir: str | Path | None = None) -> Dataset:
+    """`digits` (scikit-learn's, embedded), `fashion-mnist`/`mnist` (Debian's dataset packages), or a directory
+    of IDX files (relative to `base_dir`); the training split only (regions split it into train/validation).
+    Loaded once per process (cached)."""
+    if name != "digits":
+        path = Path(DATASET_DIRS.get(name, name))
+        if not path.is_absolute() and base_dir is not None:
+            path = Path(base_dir) / path
+        try:
+            found = path.is_dir()
+        except OSError as exc:  # e.g. a name longer than the file system allows
+            raise DatasetError("dataset", f"{name[:80]!r}: not a usable path ({exc.strerror or exc})") from None
+        if not found:
+            hint = " (install Debian's dataset-fashion-mnist package)" if name == "fashion-mnist" else ""
+            raise DatasetError("dataset", f"{name!r}: no directory {path}{hint}")
+        name = str(path.resolve())
+    try:
+        return _load(name, int(downsample))
+    except DatasetError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise DatasetError("dataset", f"cannot read {name!r}: {exc}") from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -279,32 +340,6 @@ class IndexSets:
 
     def __repr__(self) -> str:
         return f"IndexSets(rows={len(self)}, nnz={self.nnz})"
-
-
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _mix64(x: np.ndarray) -> np.ndarray:
-    x = x ^ (x >> np.uint64(30))
-    x = x * _M1
-    x = x ^ (x >> np.uint64(27))
-    x = x * _M2
-    return x ^ (x >> np.uint64(31))
-
-
-def keyed_uniform(seed: int, *keys: np.ndarray) -> np.ndarray:
-    """Uniform floats in [0, 1) hashed from `seed` and integer key arrays: the same keys give the same draws,
-    so results do not depend on how devices are batched."""
-    arrays = [np.asarray(k).astype(np.int64).view(np.uint64) for k in keys]
-    shape = np.broadcast_shapes(*(a.shape for a in arrays)) if arrays else ()
-    h = np.full(shape, np.uint64(seed & 0xFFFFFFFFFFFFFFFF), dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        h = _mix64(h + _GOLDEN)
-        for a in arrays:
-            h = _mix64(h ^ (a + _GOLDEN))
-    return (h >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -11,9 +11,10 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state
 
+from fieldlearn.calculus import NbrField, mux
 from fieldlearn.calculus.pytree import register_pytree_node
 
-__all__ = ["ModelField", "where", "blend", "neighbour_average", "default_chunk_size", "CHUNK_BYTES"]
+__all__ = ["ModelField", "ModelNeighbours", "where", "blend_models", "neighbour_average", "default_chunk_size", "CHUNK_BYTES"]
 
 #: Parameter bytes per chunk of devices (about 60 MNIST-sized MLPs or 2,600 digits MLPs): big enough that
 #: batched matmuls and per-call overheads amortise, small enough that a chunk's parameters, gradients and
@@ -122,6 +123,14 @@ class ModelField:
         return obj
 
     @classmethod
+    def from_spec(cls, spec: _Spec, params: Mapping[str, Any], buffers: Mapping[str, Any] | None = None) -> "ModelField":
+        """A ModelField of an existing architecture (`other.spec`) over the given stacked tensors (not copied)."""
+        params, buffers = dict(params), dict(buffers or {})
+        if tuple(params) != spec.param_names or tuple(buffers) != spec.buffer_names:
+            raise ValueError(f"from_spec: expected parameters {spec.param_names} and buffers {spec.buffer_names}")
+        return cls._from_spec(spec, params, buffers)
+
+    @classmethod
     def from_factory(
         cls,
         factory: Callable[[], nn.Module],
@@ -219,6 +228,13 @@ class ModelField:
         params = {k: fn(v) for k, v in self.params.items()}
         buffers = {k: (fn(v) if buffers_too else v) for k, v in self.buffers.items()}
         return ModelField._from_spec(self._spec, params, buffers)
+
+    def with_params(self, params: Mapping[str, Any]) -> "ModelField":
+        """The same architecture and buffers with (some) parameters replaced by `params` (same names and shapes)."""
+        unknown = set(params) - set(self.params)
+        if unknown:
+            raise KeyError(f"with_params: no parameters {sorted(unknown)} (the model has {list(self.params)})")
+        return ModelField._from_spec(self._spec, {**self.params, **params}, dict(self.buffers))
 
     def with_chunk_size(self, chunk_size: int) -> "ModelField":
         """The same tensors processed `chunk_size` devices at a time."""
@@ -402,7 +418,7 @@ def where(mask: Any, a: ModelField, b: ModelField) -> ModelField:
     return ModelField._from_spec(a._spec, params, buffers)
 
 
-def blend(a: ModelField, b: ModelField, alpha: Any) -> ModelField:
+def blend_models(a: ModelField, b: ModelField, alpha: Any) -> ModelField:
     """`(1 - alpha) a + alpha b` with a scalar or per-device `alpha` (exact at alpha 0 and 1)."""
     a._check_compatible(b)
     like = next(iter(a.params.values()))
@@ -475,14 +491,98 @@ def neighbour_average(weights: Any, models: ModelField) -> ModelField:
     return ModelField._from_spec(models._spec, params, buffers)
 
 
+class ModelNeighbours:
+    """What `nbr(models)` gives inside a program: every device's model and its aligned neighbours' models, one
+    neighbour field per tensor. Reductions take the same keyword arguments as any neighbour field and return a
+    ModelField (sums over neighbours of large tensors are sparse products: no per-link copy of a model)."""
+
+    __slots__ = ("spec", "params", "buffers")
+
+    def __init__(self, spec: _Spec, params: dict[str, NbrField], buffers: dict[str, NbrField]):
+        self.spec, self.params, self.buffers = spec, params, buffers
+
+    def _reduce(self, fn: Callable[[NbrField], Any]) -> ModelField:
+        def float_or_own(nf: NbrField) -> Any:
+            return fn(nf) if _is_float_field(nf) else nf.self  # integer buffers (counters) keep the device's own
+        return ModelField._from_spec(self.spec, {k: fn(v) for k, v in self.params.items()},
+                                     {k: float_or_own(v) for k, v in self.buffers.items()})
+
+    @property
+    def own(self) -> ModelField:
+        """Every device's own model (the self entries)."""
+        return self._reduce(lambda nf: nf.self)
+
+    def sum(self, include_self: bool = False, default: Any = 0) -> ModelField:
+        """The sum of the neighbours' models (and the device's own if asked); `default` where there are none."""
+        return self._reduce(lambda nf: nf.sum(include_self=include_self, default=default))
+
+    def mean(self, include_self: bool = False, default: Any = float("nan")) -> ModelField:
+        """The mean of the aligned neighbours' models (and the device's own if asked); `default` where none."""
+        return self._reduce(lambda nf: nf.mean(include_self=include_self, default=default))
+
+    def weighted_mean(self, weights: NbrField, include_self: bool = False) -> ModelField:
+        """`sum_j w_j theta_j / sum_j w_j` over the aligned neighbours (and self with its own weight if asked), one
+        sparse product per tensor; devices whose weights sum to 0 keep their own model."""
+        total = weights.sum(include_self=include_self, default=0) * 1.0
+        safe = total + (total == 0) * 1.0
+
+        def one(nf: NbrField) -> Any:
+            s = nf.weighted_sum(weights, include_self=include_self)
+            return mux(total == 0, nf.self, s / safe)
+        return self._reduce(one)
+
+    def map_links(self, fn: Callable[[dict, dict, Any], Any], chunk: int | None = None) -> NbrField:
+        """A neighbour field with `fn(own, theirs, receivers)` on every link, evaluated `chunk` links at a time
+        (default: about 64 MB of parameters per side): `own` and `theirs` map each parameter name to `[links, ...]`
+        tensors (the receiving device's and the neighbour's parameters), `receivers` are the receiving devices'
+        positions in the domain (to index other per-device values); `fn` returns one value per link, e.g. a
+        distance. The self entry is `fn(own, own, all positions)`."""
+        first = next(iter(self.params.values()))
+        dom = first.domain
+        rows = dom.hood.rows(dom.backend)
+        n_links = int(len(rows))
+        if chunk is None:
+            per_link = sum(int(np.prod(v.self_value.shape[1:])) * v.self_value.element_size()
+                           for v in self.params.values())
+            chunk = max(1, (64 << 20) // max(per_link, 1))
+        own_rows = {k: v.self_value for k, v in self.params.items()}
+        parts = []
+        for start in range(0, n_links, chunk):
+            sl = slice(start, min(start + chunk, n_links))
+            receivers = rows[sl]
+            mine = {k: v[receivers] for k, v in own_rows.items()}
+            theirs = {k: nf.link_values(sl) for k, nf in self.params.items()}
+            parts.append(fn(mine, theirs, receivers))
+        everyone = torch.arange(len(dom), device=first.self_value.device)
+        self_value = fn(own_rows, own_rows, everyone)
+        values = torch.cat(parts) if parts else self_value[:0]
+        mask = None
+        for nf in self.params.values():
+            if nf.mask is not None:
+                mask = nf.mask if mask is None else mask & nf.mask
+        return NbrField(dom, self_value, values, mask)
+
+
+def _is_float_field(nf: NbrField) -> bool:
+    v = nf.self_value
+    return bool(torch.is_floating_point(v)) if isinstance(v, torch.Tensor) else np.asarray(v).dtype.kind == "f"
+
+
 def _flatten(field: ModelField) -> tuple[list, _Spec]:
     return [*field.params.values(), *field.buffers.values()], field._spec
 
 
-def _unflatten(spec: _Spec, leaves: list) -> ModelField:
+def _unflatten(spec: _Spec, leaves: list) -> Any:
     k = len(spec.param_names)
-    return ModelField._from_spec(spec, dict(zip(spec.param_names, leaves[:k])),
-                                 dict(zip(spec.buffer_names, leaves[k:])))
+    params, buffers = dict(zip(spec.param_names, leaves[:k])), dict(zip(spec.buffer_names, leaves[k:]))
+    if leaves and isinstance(leaves[0], NbrField):  # nbr(models): the neighbours' models, reduced like any nbr field
+        return ModelNeighbours(spec, params, buffers)
+    return ModelField._from_spec(spec, params, buffers)
+
+
+def _flatten_neighbours(field: ModelNeighbours) -> tuple[list, _Spec]:
+    return [*field.params.values(), *field.buffers.values()], field.spec
 
 
 register_pytree_node(ModelField, _flatten, _unflatten)
+register_pytree_node(ModelNeighbours, _flatten_neighbours, _unflatten)

@@ -1,13 +1,20 @@
-"""Per-device replay memories: index sets into the shared dataset that never leave their device."""
+"""Per-device replay memories (index sets into the shared dataset that never leave their device), their policies, and
+the store a round reads and updates them through."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import torch
 
-from .data import IndexSets, as_index_array, keyed_uniform
+from fieldlearn.calculus.keyed import keyed_uniform
 
-__all__ = ["ReplayPolicy", "ReplayMemory", "unbounded", "fraction", "reservoir", "class_balanced", "parse_policy"]
+from .data import IndexSets, as_index_array
+from .samples import pad_sets, unpad
+
+__all__ = ["ReplayPolicy", "ReplayMemory", "ReplayStore", "unbounded", "fraction", "reservoir", "class_balanced",
+           "parse_policy"]
 
 _KINDS = ("unbounded", "fraction", "reservoir", "class_balanced")
 # salts that keep the hashed draws of different purposes independent
@@ -204,3 +211,69 @@ class ReplayMemory:
 
     def __repr__(self) -> str:
         return f"ReplayMemory({self.n_devices} devices, {self.policy.kind}, {int(self.sizes().sum())} samples)"
+
+
+class ReplayStore:
+    """Every device's replay memory and what it has seen since it entered its current region, by device id.
+
+    Rows are read and written only by their own device's evaluation (memories never leave their device); the
+    store lives outside the VM because memories are variable-sized sets, not fixed-shape fields.
+    """
+
+    def __init__(self, n_devices: int, policy: ReplayPolicy | str, *, labels: Any = None, seed: int = 0):
+        policy = parse_policy(policy)
+        if policy is None:
+            raise ValueError("ReplayStore: a policy is required")
+        self.memory = ReplayMemory(n_devices, policy, labels=labels, seed=seed)
+        self.stay = IndexSets.empty(n_devices)
+        self.n_devices = int(n_devices)
+
+    @property
+    def policy(self) -> ReplayPolicy:
+        return self.memory.policy
+
+    def sizes(self) -> np.ndarray:
+        """Samples in every device's memory."""
+        return self.memory.sizes()
+
+    def forget(self, ids: Any) -> None:
+        """Drop the memories and stays of devices (e.g. crashed ones, which restart from scratch)."""
+        dev = as_index_array(ids)
+        if dev.size:
+            self.memory.clear(dev)
+            drop = np.zeros(self.n_devices, dtype=bool)
+            drop[dev] = True
+            rows = self.stay.row_ids()
+            keep = ~drop[rows]
+            self.stay = IndexSets.from_rows(rows[keep], self.stay.indices[keep], self.n_devices)
+
+    def update(self, ids: Any, samples: Any, moved: Any, fresh: Any, enabled: Any = True) -> torch.Tensor:
+        """One round of the devices `ids`: forget the state of `fresh` ones, move what `moved` ones saw in their
+        last region into their memory, add this round's `samples` to what the `enabled` ones have seen here;
+        return their memories as padded rows."""
+        dev = as_index_array(ids)
+        n = dev.size
+        flags = [np.broadcast_to(as_index_array(x).astype(bool) if not isinstance(x, bool) else np.array(x), (n,))
+                 for x in (moved, fresh, enabled)]
+        moved_, fresh_, enabled_ = flags
+        if fresh_.any():
+            self.memory.clear(dev[fresh_])
+        leaving = moved_ & enabled_ & ~fresh_
+        if leaving.any():
+            who = dev[leaving]
+            self.memory.add(who, self.stay.take(who))
+        reset = fresh_ | moved_ | ~enabled_
+        current = unpad(samples)
+        keep_rows = current.row_ids()
+        keep = enabled_[keep_rows]
+        rows_old = self.stay.row_ids()
+        drop = np.zeros(self.n_devices, dtype=bool)
+        drop[dev[reset]] = True
+        old = ~drop[rows_old]
+        self.stay = IndexSets.from_rows_unique(
+            np.concatenate([rows_old[old], dev[keep_rows[keep]]]),
+            np.concatenate([self.stay.indices[old], current.indices[keep]]),
+            self.n_devices,
+        )
+        device = samples.device if isinstance(samples, torch.Tensor) else None
+        return pad_sets(self.memory.csr().take(dev), device)

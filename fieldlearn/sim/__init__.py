@@ -1,16 +1,22 @@
 """The discrete-event simulator: YAML scenarios, the event engine, mobility, faults and result exports.
 
     from fieldlearn.sim import load_scenario, run_scenario
-    result = run_scenario(load_scenario("scenarios/grid.yaml", ["duration.rounds=20"]), out="results/grid")
+    result = run_scenario(load_scenario("grid", ["duration.rounds=20"]), out="results/grid")
+
+A scenario is a file or the name of a shipped one (`python -m fieldlearn.sim --list`); see fieldlearn/sim/README.md
+for the way a scenario takes through the simulator.
 """
 from .engine import Engine, SimulationError
 from .errors import ScenarioError
-from .hooks import register_metric
-from .runner import OutputExists, Result, default_out_dir, run_scenario
-from .scenario import Scenario, load_scenario, parse_scenario
+from .loader import LoadedScenario, load_scenario, resolve_scenario
+from .metrics import register_metric
+from .scenario import Scenario
+from .shipped import shipped_scenarios
+from .simulate import OutputExists, Result, default_out_dir, run_scenario
 
 __all__ = [
     "Engine",
+    "LoadedScenario",
     "OutputExists",
     "Result",
     "Scenario",
@@ -18,7 +24,8 @@ __all__ = [
     "SimulationError",
     "default_out_dir",
     "load_scenario",
-    "parse_scenario",
     "register_metric",
+    "resolve_scenario",
     "run_scenario",
+    "shipped_scenarios",
 ]

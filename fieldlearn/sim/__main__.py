@@ -22,7 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a fieldlearn scenario (YAML) with the discrete-event simulator and write CSV, JSON and "
         "PNG results. Only the program the scenario names is run as code; the YAML is read with a safe loader.",
     )
-    p.add_argument("scenario", help="the scenario file, e.g. scenarios/grid.yaml")
+    p.add_argument("scenario", nargs="?", help="the scenario file (e.g. scenarios/grid.yaml) or the name of a shipped "
+                                               "scenario (e.g. grid; see --list)")
+    p.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
     p.add_argument("--seed", type=int, help="override the scenario's seed")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override a scenario value, e.g. --set duration.rounds=10 --set links.radius=2 (repeatable)")
@@ -41,11 +43,16 @@ def _fail(code: int, message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    from .errors import ScenarioError
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list:
+        return _list()
+    if args.scenario is None:
+        parser.error("the scenario is required (a file, or a shipped scenario's name: see --list)")
     from .engine import SimulationError
-    from .runner import default_out_dir, run_scenario
-    from .scenario import load_scenario
+    from .errors import ScenarioError
+    from .loader import load_scenario
+    from .simulate import default_out_dir, run_scenario
 
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
     try:
@@ -98,14 +105,29 @@ class _Bar:
         self.bar.close()
 
 
-def _progress(scenario: Any, quiet: bool) -> _Bar | None:
+def _progress(loaded: Any, quiet: bool) -> _Bar | None:
     if quiet:
         return None
-    return _Bar(scenario.end_time / scenario.period, scenario.period)
+    s = loaded.scenario
+    return _Bar(s.end_time / s.period, s.period)
+
+
+def _list() -> int:
+    from .shipped import describe, shipped_scenarios
+
+    found = shipped_scenarios()
+    if not found:
+        print("no shipped scenarios found (is fieldlearn installed with its package data?)")
+        return 1
+    width = max(len(n) for n in found)
+    print("shipped scenarios (run one with: python -m fieldlearn.sim NAME):")
+    for name, path in found.items():
+        print(f"  {name:<{width}}  {describe(path)}")
+    return 0
 
 
 def _print_summary(result: Any) -> None:
-    s = result.scenario
+    s = result.scenario.scenario
     e = result.engine
     rounds = s.end_time / s.period
     rate = rounds / result.wall_seconds if result.wall_seconds > 0 else float("inf")

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from shapely.geometry import Polygon
 
 from . import scenario as S
+from .errors import ScenarioError, format_path
 from .regions import Regions, generator_uniform, sample_in_polygon
 
 
@@ -28,8 +30,8 @@ def area_polygon(region: str | None, polygon: list | None, box: list | None, reg
 
 
 def place(dep: S.GridDeployment | S.RandomDeployment | S.PointsDeployment | S.GraphDeployment,
-          rng: np.random.Generator, regions: Regions) -> Placement:
-    """Where the devices of one deployment start."""
+          rng: np.random.Generator, regions: Regions, graph: Any = None) -> Placement:
+    """Where the devices of one deployment start (`graph`: a graph deployment's built networkx graph)."""
     no_edges = np.zeros((0, 2), dtype=np.int64)
     if isinstance(dep, S.GridDeployment):
         return Placement(_grid(dep, rng), no_edges)
@@ -38,7 +40,7 @@ def place(dep: S.GridDeployment | S.RandomDeployment | S.PointsDeployment | S.Gr
         return Placement(sample_in_polygon(poly, dep.count, generator_uniform(rng, dep.count)), no_edges)
     if isinstance(dep, S.PointsDeployment):
         return Placement(np.asarray(dep.points, dtype=np.float64).reshape(-1, 2), no_edges)
-    return _graph(dep, rng)
+    return _graph(dep, graph, rng)
 
 
 def _grid(dep: S.GridDeployment, rng: np.random.Generator) -> np.ndarray:
@@ -51,10 +53,9 @@ def _grid(dep: S.GridDeployment, rng: np.random.Generator) -> np.ndarray:
     return pos
 
 
-def _graph(dep: S.GraphDeployment, rng: np.random.Generator) -> Placement:
+def _graph(dep: S.GraphDeployment, g: Any, rng: np.random.Generator) -> Placement:
     import networkx as nx
 
-    g = dep._graph
     nodes = list(g.nodes)
     index = {v: i for i, v in enumerate(nodes)}
     edges = np.asarray([(index[u], index[v]) for u, v in g.edges], dtype=np.int64).reshape(-1, 2)
@@ -83,3 +84,31 @@ def _graph(dep: S.GraphDeployment, rng: np.random.Generator) -> Placement:
         pos = np.asarray([lay[v] for v in nodes], dtype=np.float64)
     pos = pos.reshape(-1, 2) * dep.scale + np.asarray(dep.origin)
     return Placement(pos, edges)
+
+
+_ALLOWED_GENERATOR_MODULES = ("networkx.generators.", "networkx.algorithms.bipartite.generators")
+
+
+def build_generator_graph(d: S.GraphDeployment, loc: tuple) -> Any:
+    """Call the networkx generator named by a graph deployment (only functions of networkx.generators)."""
+    import networkx as nx
+
+    fn = getattr(nx, d.generator, None) if not d.generator.startswith("_") else None
+    module = getattr(fn, "__module__", "") or ""
+    if fn is None or not callable(fn) or not module.startswith(_ALLOWED_GENERATOR_MODULES):
+        raise ScenarioError(f"{d.generator!r} is not a networkx graph generator", format_path(loc + ("generator",)))
+    try:
+        g = fn(**d.params)
+    except Exception as exc:  # third-party code fed user parameters: any failure is a bad input
+        raise ScenarioError(f"{d.generator}(**params) failed: {type(exc).__name__}: {exc}", format_path(loc + ("params",))) from None
+    if not isinstance(g, nx.Graph):
+        raise ScenarioError(f"{d.generator} did not return a graph", format_path(loc + ("generator",)))
+    if g.number_of_nodes() == 0:
+        raise ScenarioError("the generated graph has no nodes", format_path(loc + ("params",)))
+    if g.number_of_nodes() > S.MAX_DEVICES:
+        raise ScenarioError(f"too many nodes ({g.number_of_nodes()})", format_path(loc + ("params",)))
+    if d.layout == "pos" and not all("pos" in a for _, a in g.nodes(data=True)):
+        raise ScenarioError("layout 'pos' needs a 'pos' attribute on every node", format_path(loc + ("layout",)))
+    if d.layout == "grid" and not all(isinstance(v, tuple) and len(v) == 2 for v in g.nodes):
+        raise ScenarioError("layout 'grid' needs nodes labelled (row, col)", format_path(loc + ("layout",)))
+    return g

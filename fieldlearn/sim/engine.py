@@ -4,7 +4,6 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any, Callable
 
 import numpy as np
@@ -17,8 +16,8 @@ from .deployments import Placement, area_polygon, place
 from .environment import Environment, LazyRegion, LinkGraph, filter_links
 from .errors import ScenarioError
 from .links import Cut, FixedRule, KnnRule, RadiusRule, sorted_unique
+from .loader import LoadedScenario
 from .mobility import MobilityModel, make_mobility
-from .programs import import_program
 from .regions import Regions, covers_xy, generator_uniform, sample_in_polygon
 from .rng import key, stream
 from .timing import Schedule
@@ -56,26 +55,29 @@ class FaultRecord:
 class Engine:
     """Runs one scenario: devices, environment, schedule, program and faults, event by event.
 
-    Public state for metrics and programs' `setup` hooks: `time`, `positions`, `region`, `alive`, `crashed`,
-    `present`, `graph`, `sensors`, `outputs`/`output(name)`, `rounds` (per device), `device_rounds`,
-    `batches`, `vm`, `scenario`, `capacity`, `faults_log`, `regions`.
+    Public state for metrics and resource adapters: `time`, `positions`, `region`, `alive`, `crashed`, `present`,
+    `graph`, `sensors`, `outputs`/`output(name)`, `rounds` (per device), `device_rounds`, `batches`, `vm`,
+    `scenario`, `capacity`, `faults_log`, `regions`, `seed`, `period`, `device`, `base_dir`, `deployed_mobile`;
+    hooks: `round_hooks` (after each batch), `result_hooks` (may take values out of a batch's results before they
+    are recorded as outputs), `crash_hooks` (devices that crashed), `every`/`at` (probes); `metrics` by name.
     """
 
-    def __init__(self, scenario: S.Scenario, program: Callable[..., Any] | None = None, *, device: str = "cpu",
-                 module: ModuleType | None = None):
-        s = scenario
+    def __init__(self, loaded: LoadedScenario, program: Callable[[], Any] | None = None, *, device: str = "cpu"):
+        """`program` (called with no arguments) replaces the scenario's own program, e.g. a function under test."""
+        s = loaded.scenario
+        self.loaded = loaded
         self.scenario = s
         self.seed = s.seed
-        self.capacity = cap = s.capacity
+        self.period = s.period
+        self.base_dir = loaded.base_dir
+        self.capacity = cap = loaded.capacity
         self.end_time = s.end_time
         self.time = 0.0
         self.regions = Regions(s.region_names(), [r.points() for r in s.regions])
-        self.program_module = module
-        if program is None:
-            program, self.program_module = import_program(s._program_location)
-        params = dict(s.program.params)
-        self.program = program
-        self.vm = _make_vm(lambda: program(**params), device, torch_values=s.learning is not None)
+        declared = loaded.program
+        run = program if program is not None else (lambda: declared(**loaded.params))
+        self.program = declared if program is None else program
+        self.vm = _make_vm(run, device, torch_values="learning" in declared.needs)
         self.device = device
 
         self.groups = self._place_groups()
@@ -103,6 +105,9 @@ class Engine:
         self.has_output: dict[str, np.ndarray] = {}
         self.faults_log: list[FaultRecord] = []
         self.round_hooks: list[Callable[["Engine", np.ndarray, dict[str, np.ndarray]], None]] = []
+        self.result_hooks: list[Callable[[np.ndarray, Any], Any]] = []
+        self.crash_hooks: list[Callable[[np.ndarray], None]] = []
+        self.metrics: dict[str, Callable[["Engine"], Any]] = {}
         self._heap: list[tuple[float, int, int, str, Any]] = []
         self._seq = 0
 
@@ -120,23 +125,31 @@ class Engine:
         self._apply_sensor_sets()
         for i, f in enumerate(s.faults):
             self._push(f.at, FAULT, "fault", i)
-        setup = getattr(self.program_module, "setup", None)
-        if callable(setup):
-            setup(self)
+        self.adapters = {need: _adapter(need, self, config) for need, config in loaded.resources.items()}
+        for adapter in self.adapters.values():
+            self.metrics.update(adapter.metrics())
 
     # -- building ------------------------------------------------------------------------------------------
     def _place_groups(self) -> list[Group]:
         s = self.scenario
         groups, start = [], 0
         deps = [(d, 0.0) for d in s.deployments] + [(f.deployment, f.at) for f in s.faults if isinstance(f, S.JoinFault)]
-        for i, (d, t) in enumerate(deps):
+        for i, ((d, t), count) in enumerate(zip(deps, self.loaded.counts)):
             try:
-                placement = place(d, stream(s.seed, f"deployment/{i}"), self.regions)
+                placement = place(d, stream(s.seed, f"deployment/{i}"), self.regions, self.loaded.graphs.get(i))
             except ValueError as exc:
                 raise ScenarioError(str(exc), _deployment_path(s, i)) from None
-            groups.append(Group(i, start, d.n_devices, d, t, placement))
-            start += d.n_devices
+            groups.append(Group(i, start, count, d, t, placement))
+            start += count
         return groups
+
+    @property
+    def deployed_mobile(self) -> np.ndarray:
+        """Whether each device belongs to a deployment whose mobility is not static."""
+        out = np.zeros(self.capacity, dtype=bool)
+        for g in self.groups:
+            out[g.start:g.start + g.count] = not isinstance(g.deployment.mobility, S.Static)
+        return out
 
     def _link_rule(self) -> RadiusRule | KnnRule | FixedRule:
         links = self.scenario.links
@@ -280,6 +293,8 @@ class Engine:
         self.vm.sensors["time"] = t
         try:
             result = self.vm.round(ids, Inbox(indptr, nbrs, {"distance": dist}))
+            for hook in self.result_hooks:
+                result = hook(ids, result)
         except ScenarioError:
             raise
         except Exception as exc:
@@ -348,7 +363,7 @@ class Engine:
     def _appear(self, g: Group, t: float) -> None:
         ids = g.ids
         model = make_mobility(g.deployment.mobility, ids, self.regions, self.scenario.period,
-                              key(self.seed, f"mobility/{g.index}"))
+                              key(self.seed, f"mobility/{g.index}"), self.loaded.traces.get(g.index))
         if model is not None:
             model.start(t, g.placement.positions)
             self.mobility.append((g, model))
@@ -450,6 +465,8 @@ class Engine:
             mask[ids] = False
         if len(ids):
             self.vm.forget(ids)
+            for hook in self.crash_hooks:
+                hook(ids)
 
     def _restart(self, ids: np.ndarray, t: float) -> None:
         ids = ids[self.crashed[ids]]
@@ -482,6 +499,15 @@ def _make_vm(program: Callable[[], Any], device: str, torch_values: bool = False
             raise ScenarioError("--device cuda: no CUDA device is available on this machine (use --device cpu)")
         return RoundVM(program, backend="torch", device=device)
     raise ScenarioError(f"--device {device}: expected cpu or cuda")
+
+
+def _adapter(need: str, engine: Engine, config: Any) -> Any:
+    """The adapter that provides a resource a program needs (see loader.RESOURCES)."""
+    if need == "learning":
+        from .learning import LearningAdapter
+
+        return LearningAdapter(engine, config)
+    raise ScenarioError(f"the program needs {need!r}, which the simulator cannot provide", "program.name")
 
 
 def _name_outputs(result: Any) -> dict[str, Any]:

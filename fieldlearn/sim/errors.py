@@ -116,17 +116,20 @@ def _short(x: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def from_validation_error(exc: Any, data: Any) -> ScenarioError:
-    """One ScenarioError listing each distinct `path: message` of a pydantic ValidationError (first ones first)."""
+def from_validation_error(exc: Any, data: Any, prefix: tuple = (), messages: dict[str, Any] | None = None) -> ScenarioError:
+    """One ScenarioError listing each distinct `path: message` of a pydantic ValidationError (first ones first);
+    `prefix` is the YAML path of `data` inside the scenario; `messages` may replace the message of an error type
+    (a function of the error)."""
     seen: dict[str, list[str]] = {}
     typed: dict[str, list[bool]] = {}
     for err in exc.errors(include_url=False):
         key_last = err["type"] in ("missing", "extra_forbidden")
-        path = format_path(_data_path(tuple(err["loc"]), data, key_last))
+        path = format_path(tuple(prefix) + tuple(_data_path(tuple(err["loc"]), data, key_last)))
         if err["type"] in ("union_tag_not_found", "union_tag_invalid"):
             disc = str((err.get("ctx") or {}).get("discriminator", "kind")).strip("'")
             path = f"{path}.{disc}" if path else disc
-        msg = _message(err)
+        custom = (messages or {}).get(err["type"])
+        msg = custom(err) if custom is not None else _message(err)
         lst = seen.setdefault(path, [])
         if msg not in lst:
             lst.append(msg)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import ScenarioError
-from .hooks import resolve_metric
+from .metrics import resolve_metric
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -109,7 +109,7 @@ class Recorder:
         self.exports = x
         self.interval = x.interval or s.period
         self.metric_fns = [
-            (name, resolve_metric(name, engine.program_module, f"exports.metrics[{i}]")) for i, name in enumerate(x.metrics)
+            (name, resolve_metric(name, engine, f"exports.metrics[{i}]")) for i, name in enumerate(x.metrics)
         ]
         self.columns: list[str] | None = None
         self.rows: list[list[Any]] = []

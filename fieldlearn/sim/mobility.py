@@ -1,13 +1,18 @@
 """Mobility models, vectorised over the devices they move: static, tour, random waypoint, CSV trace."""
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import numpy as np
 from shapely.geometry import Polygon
 
+from fieldlearn.calculus.keyed import keyed_uniform
+
 from . import scenario as S
 from .deployments import area_polygon
+from .errors import ScenarioError, format_path
 from .regions import Regions, sample_in_polygon
-from .rng import counter_uniform
 
 
 class MobilityModel:
@@ -103,7 +108,7 @@ class LegMobility(MobilityModel):
 
 def _points_in(poly: Polygon, gids: np.ndarray, leg: np.ndarray, key: int, what: str) -> np.ndarray:
     """One uniform point in `poly` per (device, leg), fixed by those counters."""
-    return sample_in_polygon(poly, len(gids), lambda attempt, comp: counter_uniform(key, gids, leg, attempt, comp), what)
+    return sample_in_polygon(poly, len(gids), lambda attempt, comp: keyed_uniform(key, gids, leg, attempt, comp), what)
 
 
 def _center(poly: Polygon) -> np.ndarray:
@@ -133,7 +138,7 @@ class TourMobility(LegMobility):
         elif spec.start == "spread":
             self.offset = local % m
         else:
-            self.offset = np.floor(counter_uniform(key, self.ids, -1) * m).astype(np.int64)
+            self.offset = np.floor(keyed_uniform(key, self.ids, -1) * m).astype(np.int64)
         self._speed = np.inf if spec.speed is None else float(spec.speed)
 
     def stop_index(self, idx: np.ndarray, leg: np.ndarray) -> np.ndarray:
@@ -184,7 +189,7 @@ class RandomWaypointMobility(LegMobility):
         lo, hi = lo_hi
         if lo == hi:
             return np.full(len(idx), lo)
-        return lo + (hi - lo) * counter_uniform(self.key, self.ids[idx], leg, -1, comp)
+        return lo + (hi - lo) * keyed_uniform(self.key, self.ids[idx], leg, -1, comp)
 
     def target(self, idx: np.ndarray, leg: np.ndarray) -> np.ndarray:
         return _points_in(self.area, self.ids[idx], leg, self.key, self.what)
@@ -229,13 +234,47 @@ class TraceMobility(MobilityModel):
         return out
 
 
-def make_mobility(spec: S.Static | S.Tour | S.RandomWaypoint | S.Trace, ids: np.ndarray, regions: Regions,
-                  period: float, key: int) -> MobilityModel | None:
-    """The model for one deployment's devices, or None when they never move."""
+def make_mobility(spec: S.Static | S.Tour | S.RandomWaypoint | S.TraceSpec, ids: np.ndarray, regions: Regions,
+                  period: float, key: int, trace: np.ndarray | None = None) -> MobilityModel | None:
+    """The model for one deployment's devices (`trace`: a trace deployment's rows), or None when they never move."""
     if isinstance(spec, S.Tour):
         return TourMobility(ids, spec, regions, period, key)
     if isinstance(spec, S.RandomWaypoint):
         return RandomWaypointMobility(ids, spec, regions, period, key)
-    if isinstance(spec, S.Trace):
-        return TraceMobility(ids, spec._data)
+    if isinstance(spec, S.TraceSpec):
+        return TraceMobility(ids, trace)
     return None
+
+
+def read_trace(path: Path, count: int, loc: tuple) -> np.ndarray:
+    """Rows (time, device, x, y) of a trace CSV sorted by device then time; checked against the deployment size."""
+    where = format_path(loc)
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"cannot read {path}: {exc}", where) from None
+    if not rows or [c.strip() for c in rows[0]] != ["time", "device", "x", "y"]:
+        raise ScenarioError(f"{path}: the first line must be the header time,device,x,y", where)
+    data = []
+    for k, row in enumerate(rows[1:], start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        try:
+            t, dev, x, y = float(row[0]), int(row[1]), float(row[2]), float(row[3])
+        except (ValueError, IndexError):
+            raise ScenarioError(f"{path} line {k}: expected numbers time,device,x,y, got {','.join(row)!r}", where) from None
+        if not all(np.isfinite([t, x, y])):
+            raise ScenarioError(f"{path} line {k}: values must be finite", where)
+        if not 0 <= dev < count:
+            raise ScenarioError(f"{path} line {k}: device {dev} out of range (the deployment has {count} devices)", where)
+        data.append((t, dev, x, y))
+    if not data:
+        raise ScenarioError(f"{path}: no samples", where)
+    arr = np.asarray(data, dtype=np.float64)
+    order = np.lexsort((arr[:, 0], arr[:, 1]))
+    arr = arr[order]
+    dup = (np.diff(arr[:, 1]) == 0) & (np.diff(arr[:, 0]) == 0)
+    if dup.any():
+        raise ScenarioError(f"{path}: device {int(arr[1:][dup][0, 1])} has two samples at time {arr[1:][dup][0, 0]}", where)
+    return arr

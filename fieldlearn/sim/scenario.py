@@ -1,25 +1,24 @@
-"""The scenario schema (pydantic, unknown keys forbidden) and its YAML loader; every error names the YAML path."""
+"""The scenario schema (pydantic, unknown keys forbidden, strict types): each block of a scenario YAML as a class.
+Loading a file and resolving what it names is `loader.py`; checks across blocks are `checks.py`."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
-
-from .errors import ScenarioError, format_path, from_validation_error
-from .overrides import apply_overrides
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 RESERVED_SENSORS = ("position", "region", "time", "id")
 MAX_DEVICES = 5_000_000
 
-Point = Annotated[list[float], Field(min_length=2, max_length=2)]
-Box = Annotated[list[float], Field(min_length=4, max_length=4)]
+MAX_COORDINATE = 1e12  # metres: a continent in micrometres; far below where squared distances lose all precision
+Coordinate = Annotated[float, Field(ge=-MAX_COORDINATE, le=MAX_COORDINATE)]
+Point = Annotated[list[Coordinate], Field(min_length=2, max_length=2)]
+Box = Annotated[list[Coordinate], Field(min_length=4, max_length=4)]
 Pair = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_length=2)]
 Scalar = Union[bool, int, float]
-PosFloat = Annotated[float, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0, le=MAX_COORDINATE)]
+NonNegFloat = Annotated[float, Field(ge=0, le=MAX_COORDINATE)]
 
 
 class Model(BaseModel):
@@ -63,7 +62,7 @@ def box_polygon(box: list[float]) -> list[list[float]]:
 
 
 # ----------------------------------------------------------------------------------------- regions and areas
-class Region(Model):
+class RegionSpec(Model):
     """A named polygon of the environment (or a box shorthand); the `region` sensor is its index."""
 
     name: Annotated[str, Field(min_length=1)]
@@ -74,7 +73,7 @@ class Region(Model):
     _box = field_validator("box")(classmethod(lambda cls, v: _check_box(v)))
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "Region":
+    def _exactly_one(self) -> "RegionSpec":
         _one_of(self, ("polygon", "box"))
         return self
 
@@ -160,15 +159,14 @@ class RandomWaypoint(Model):
         return self
 
 
-class Trace(Model):
+class TraceSpec(Model):
     """Positions read from a CSV of time,device,x,y (device = index within the deployment), interpolated."""
 
     kind: Literal["trace"]
-    file: Annotated[str, Field(min_length=1)]
-    _data: Any = PrivateAttr(default=None)
+    file: Annotated[str, Field(min_length=1, max_length=4096)]
 
 
-Mobility = Annotated[Union[Static, Tour, RandomWaypoint, Trace], Field(discriminator="kind")]
+Mobility = Annotated[Union[Static, Tour, RandomWaypoint, TraceSpec], Field(discriminator="kind")]
 
 
 # -------------------------------------------------------------------------------------------- deployments
@@ -268,11 +266,6 @@ class GraphDeployment(_Deployment):
     layout: Literal["auto", "pos", "grid", "spring", "circular", "shell", "spectral", "kamada_kawai", "random"] = "auto"
     scale: PosFloat = 1.0
     origin: Point = [0.0, 0.0]
-    _graph: Any = PrivateAttr(default=None)
-
-    @property
-    def n_devices(self) -> int:
-        return 0 if self._graph is None else self._graph.number_of_nodes()
 
 
 Deployment = Annotated[
@@ -333,7 +326,7 @@ class ExponentialSchedule(Model):
     rate: PosFloat = 1.0
 
 
-Schedule = Annotated[Union[SyncSchedule, DiracSchedule, ExponentialSchedule], Field(discriminator="kind")]
+ScheduleSpec = Annotated[Union[SyncSchedule, DiracSchedule, ExponentialSchedule], Field(discriminator="kind")]
 
 
 class Duration(Model):
@@ -361,11 +354,11 @@ class SensorSpec(Model):
     set: list[SensorSet] = []
 
 
-class Program(Model):
+class ProgramSpec(Model):
     """The aggregate program: `NAME` (programs/NAME.py), a .py path, or `module:function`; `params` are its kwargs."""
 
-    name: Annotated[str, Field(min_length=1)]
-    function: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z_]\w*$")] | None = None
+    name: Annotated[str, Field(min_length=1, max_length=1000)]
+    function: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_]\w*$")] | None = None
     params: dict[str, Any] = {}
 
     @model_validator(mode="before")
@@ -487,28 +480,20 @@ class Exports(Model):
 class Scenario(Model):
     """A whole simulation: devices, environment, schedule, program, faults and exports."""
 
-    name: Annotated[str, Field(pattern=r"^[\w.-]+$")] | None = None
-    description: str | None = None
+    name: Annotated[str, Field(pattern=r"^\w[\w.-]{0,99}$")] | None = None  # a folder name, never a path
+    description: Annotated[str, Field(max_length=4000)] | None = None
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
     duration: Duration
-    regions: list[Region] = []
+    regions: list[RegionSpec] = []
     sensors: dict[str, Union[Scalar, SensorSpec]] = {}
     deployments: Annotated[list[Deployment], Field(min_length=1)]
     links: Links
-    schedule: Schedule = Field(default_factory=SyncSchedule)
-    program: Program
+    schedule: ScheduleSpec = Field(default_factory=SyncSchedule)
+    program: ProgramSpec
     faults: list[Fault] = []
     exports: Exports = Field(default_factory=Exports)
     learning: dict[str, Any] | None = None
     mobility_step: PosFloat | None = None  # None: positions exact at every event; else updated every step
-
-    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
-    _program_location: Any = PrivateAttr(default=None)
-
-    @property
-    def base_dir(self) -> Path:
-        """The folder relative paths (programs, traces) are resolved from: the scenario file's folder."""
-        return self._base_dir
 
     @property
     def period(self) -> float:
@@ -521,15 +506,6 @@ class Scenario(Model):
         """The simulated time at which the run stops (events at or after it do not happen)."""
         d = self.duration
         return d.rounds * self.period if d.rounds is not None else float(d.time)  # type: ignore[arg-type]
-
-    @property
-    def n_initial(self) -> int:
-        return sum(d.n_devices for d in self.deployments)
-
-    @property
-    def capacity(self) -> int:
-        """Number of device ids ever used: initial deployments, then joins in the order listed."""
-        return self.n_initial + sum(f.deployment.n_devices for f in self.faults if isinstance(f, JoinFault))
 
     def region_names(self) -> list[str]:
         return [r.name for r in self.regions]
@@ -551,67 +527,4 @@ class Scenario(Model):
         return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120)
 
 
-# ---------------------------------------------------------------------------------------------- validation
-def parse_scenario(data: Any, base_dir: str | Path | None = None, name: str | None = None) -> Scenario:
-    """Validate a raw scenario mapping (from YAML) into a Scenario, or raise ScenarioError naming the YAML path."""
-    if not isinstance(data, dict):
-        raise ScenarioError(f"a scenario must be a mapping of keys to values, got {type(data).__name__}")
-    bad = [k for k in data if not isinstance(k, str)]
-    if bad:
-        raise ScenarioError(f"{bad[0]!r}: keys must be strings")
-    try:
-        scenario = Scenario.model_validate(data)
-    except ValidationError as exc:
-        raise from_validation_error(exc, data) from None
-    except RecursionError:
-        raise ScenarioError("the scenario is nested too deeply") from None
-    scenario._base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
-    if scenario.name is None and name:
-        scenario.name = name
-    from .checks import check_scenario
-
-    check_scenario(scenario)
-    return scenario
-
-
-def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
-    """Read a YAML scenario with `yaml.safe_load`, apply `key.path=value` overrides, validate it."""
-    p = Path(path)
-    if not p.is_file():
-        raise ScenarioError(f"{path}: no such scenario file" if not p.exists() else f"{path}: not a file")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{path}: cannot read it ({exc})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScenarioError(f"{path}: not valid YAML{where}: {problem}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ScenarioError(f"{path}: a scenario must be a mapping of keys to values, got {type(data).__name__}")
-    try:
-        data = apply_overrides(data, list(overrides))
-        return parse_scenario(data, base_dir=p.resolve().parent, name=_stem(p))
-    except ScenarioError as exc:
-        raise exc.with_source(str(path)) from None
-
-
-def _stem(p: Path) -> str:
-    import re
-
-    return re.sub(r"[^\w.-]", "_", p.stem) or "scenario"
-
-
-__all__ = [
-    "Scenario",
-    "ScenarioError",
-    "load_scenario",
-    "parse_scenario",
-    "format_path",
-    "RESERVED_SENSORS",
-]
+__all__ = ["Scenario", "RESERVED_SENSORS", "MAX_DEVICES", "box_polygon"]

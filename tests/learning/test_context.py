@@ -1,47 +1,15 @@
-"""The learning context: configuration checks that name their key, device parts, evaluation and its summaries."""
+"""fieldlearn.learning.context: data over regions, device parts, recorded models and their evaluation."""
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
 import torch
 
-from fieldlearn.learning.context import ConfigError, Evaluation, LearningConfig, LearningContext
-
-
-@pytest.mark.parametrize("raw, key", [
-    ({"datset": "digits"}, "datset"),
-    ({"partition": "hard-ish"}, "partition"),
-    ({"partition": "dirichlet(0)"}, "partition"),
-    ({"partition": {"kind": "dirichlet", "alpah": 1}}, "partition.alpah"),
-    ({"model": {"hidden": [32, -1]}}, "model.hidden"),
-    ({"model": {"kind": "cnn"}}, "model.kind"),
-    ({"optimiser": {"kind": "rmsprop"}}, "optimiser.kind"),
-    ({"optimiser": {"lr": 0}}, "optimiser.lr"),
-    ({"epochs": 1.5}, "epochs"),
-    ({"batch_size": True}, "batch_size"),
-    ({"samples_per_round": 0}, "samples_per_round"),
-    ({"train_fraction": 1.5}, "train_fraction"),
-    ({"init": "random"}, "init"),
-])
-def test_config_errors_name_the_key(raw, key):
-    with pytest.raises(ConfigError) as err:
-        LearningConfig.parse(raw)
-    assert err.value.key == key
-
-
-def test_config_defaults_and_partition_forms():
-    c = LearningConfig.parse({})
-    assert (c.dataset, c.partition, c.hidden, c.epochs, c.batch_size, c.lr, c.weight_decay) == (
-        "digits", "hard", (128,), 2, 32, 1e-3, 1e-4)
-    assert LearningConfig.parse({"partition": "dirichlet(0.3)"}).alpha == 0.3
-    assert LearningConfig.parse({"partition": {"kind": "dirichlet", "alpha": 2}}).partition == "dirichlet"
-    assert LearningConfig.parse({"samples_per_round": None, "model": {"hidden": 16}}).hidden == (16,)
+from fieldlearn.learning.context import ConfigError, LearningContext
 
 
 def test_devices_take_the_slot_of_their_rank_in_their_starting_area():
-    config = LearningConfig(dataset="digits", hidden=(8,))
+    config = {"dataset": "digits", "model": {"hidden": [8]}}
     ctx = LearningContext(config, n_devices=7, region_names=["a", "b"], initial_region=[1, 0, 1, 0, 1, -1, 0])
     assert ctx.part_of_device.tolist() == [0, 0, 1, 1, 2, 5, 2]
     assert ctx.data.parts_per_region().tolist() == [3, 3]
@@ -53,19 +21,8 @@ def test_devices_take_the_slot_of_their_rank_in_their_starting_area():
         LearningContext(config, n_devices=2, region_names=[], initial_region=[-1, -1])
 
 
-def test_evaluation_summaries():
-    acc = np.array([[0.9, 0.1, np.nan], [0.2, 0.8, 0.5], [np.nan, 0.7, np.nan], [np.nan] * 3])
-    ev = Evaluation(10, 9.0, acc, np.array([0, 1, 1, 0]), np.array([True, True, False, False]))
-    # mover 0 has a NaN area (no evaluation there): only complete rows count towards CAcc
-    assert ev.cacc() == pytest.approx(1.5)
-    assert ev.own() == pytest.approx((0.9 + 0.8 + 0.7) / 3)
-    assert ev.own(np.array([2])) == pytest.approx(0.7)
-    per = ev.per_region()
-    assert per[0] == pytest.approx(0.9) and per[1] == pytest.approx(0.75) and math.isnan(per[2])
-
-
 def test_evaluate_scores_movers_everywhere_and_static_devices_on_their_own_area():
-    config = LearningConfig(dataset="digits", hidden=(8,), eval_samples=20)
+    config = {"dataset": "digits", "model": {"hidden": [8]}, "eval_samples": 20}
     ctx = LearningContext(config, n_devices=3, region_names=["a", "b"], initial_region=[0, 1, 1],
                           mobile=[True, False, False])
     models = ctx.initial_models(np.arange(3))
@@ -76,3 +33,14 @@ def test_evaluate_scores_movers_everywhere_and_static_devices_on_their_own_area(
     full = ctx.evaluate()
     assert np.allclose(full[:, 1], acc[:, 1]) and np.allclose(full[0], acc[0])
     assert torch.equal(ctx.latest.params["0.weight"][0], models.params["0.weight"][0])
+
+
+def test_take_models_records_model_outputs_and_forget_drops_them_with_the_memories():
+    ctx = LearningContext({"model": {"hidden": [4]}}, n_devices=3, region_names=["a"], initial_region=[0, 0, 0])
+    models = ctx.initial_models(np.arange(3))
+    rest = ctx.take_models(np.array([0, 2]), {"models": models[[0, 2]], "regional": models[[0, 2]], "leader": 7})
+    assert rest == {"leader": 7} and ctx.has_model["models"].tolist() == [True, False, True]
+    assert set(ctx.recorded) == {"models", "regional"}
+    store = ctx.replay_store("unbounded")
+    ctx.forget(np.array([2]))
+    assert ctx.has_model["models"].tolist() == [True, False, False] and store.sizes().tolist() == [0, 0, 0]

@@ -12,7 +12,6 @@ import torch
 from fieldlearn.learning.data import (
     Dataset,
     IndexSets,
-    keyed_uniform,
     load_digits,
     load_idx,
     make_region_data,
@@ -109,14 +108,6 @@ def test_index_sets_operations():
         IndexSets(np.array([0, 3]), np.array([1, 2]))
     with pytest.raises(IndexError):
         s.take([3])
-
-
-def test_keyed_uniform_is_a_deterministic_hash():
-    a = keyed_uniform(3, np.arange(1000), 7)
-    assert np.array_equal(a, keyed_uniform(3, np.arange(1000), 7))
-    assert not np.array_equal(a, keyed_uniform(4, np.arange(1000), 7))
-    assert a.min() >= 0.0 and a.max() < 1.0 and abs(a.mean() - 0.5) < 0.05
-    assert keyed_uniform(3, np.arange(1000)[5:6], 7)[0] == a[5]  # independent of the other keys
 
 
 def test_hard_partition_cuts_labels_into_contiguous_groups():

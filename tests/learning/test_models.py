@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from fieldlearn.calculus.pytree import tree_flatten, tree_map, tree_unflatten
-from fieldlearn.learning.models import ModelField, blend, neighbour_average, where
+from fieldlearn.learning.models import ModelField, blend_models, neighbour_average, where
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -165,13 +165,13 @@ def test_blend_and_mean():
     a = ModelField.from_factory(mlp, 4, seed=1)
     b = ModelField.from_factory(mlp, 4, seed=2)
     alpha = torch.tensor([0.0, 0.3, 0.7, 1.0])
-    c = blend(a, b, alpha)
+    c = blend_models(a, b, alpha)
     for k in a.params:
         view = alpha.view(-1, *([1] * (a.params[k].dim() - 1)))
         assert torch.allclose(c.params[k], (1 - view) * a.params[k] + view * b.params[k], atol=1e-7)
         assert torch.equal(c.params[k][0], a.params[k][0])  # exact at the ends
         assert torch.equal(c.params[k][3], b.params[k][3])
-        assert torch.allclose(blend(a, b, 0.25).params[k], 0.75 * a.params[k] + 0.25 * b.params[k], atol=1e-7)
+        assert torch.allclose(blend_models(a, b, 0.25).params[k], 0.75 * a.params[k] + 0.25 * b.params[k], atol=1e-7)
     m = a.mean()
     weights = torch.tensor([1.0, 0.0, 3.0, 0.0])
     wm = a.mean(weights)
@@ -225,3 +225,30 @@ def test_neighbour_average_equals_dense_product():
         assert out.buffers["1.num_batches_tracked"][2] == 10
     with pytest.raises(ValueError, match="sending"):
         neighbour_average(sp.csr_matrix(np.ones((2, 4))), a)
+
+
+def test_neighbour_models_reduce_like_neighbour_fields_and_weighted_means_follow_the_weights():
+    from fieldlearn import Inbox, Network, RoundVM, local, mid, nbr, sense
+
+    net = Network.from_edges(3, [(0, 1), (1, 2)])  # a line: 1 hears 0 and 2
+    base = ModelField.from_factory(lambda: torch.nn.Linear(2, 1), 3, seed=4)
+    net.sensors["w"] = np.array([1.0, 2.0, 5.0])
+
+    def program():
+        models = ModelField.from_spec(base.spec, {k: local(lambda i, t=v: t[i])(mid()) for k, v in base.params.items()})
+        near = nbr(models)
+        return {"mean": near.mean(include_self=True), "sum": near.sum(), "wmean": near.weighted_mean(nbr(sense("w"))),
+                "own": near.own}
+
+    vm = RoundVM(program, backend="torch")
+    vm.sensors = net.sensors
+    ids = np.arange(3)
+    inbox = Inbox(*(torch.as_tensor(a) for a in net.graph.inbox_links(ids)[:2]), {})
+    vm.round(ids, inbox)
+    out = vm.round(ids, inbox)  # the second round: every neighbour has exported its model
+    w = base.params["weight"]
+    assert torch.allclose(out["mean"].params["weight"][1], w.mean(0))
+    assert torch.allclose(out["sum"].params["weight"][1], w[0] + w[2])
+    assert torch.allclose(out["wmean"].params["weight"][1], (1 * w[0] + 5 * w[2]) / 6)
+    assert torch.allclose(out["wmean"].params["weight"][0], w[1])  # one neighbour: its model
+    assert torch.equal(out["own"].params["weight"], w)

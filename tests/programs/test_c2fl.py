@@ -23,7 +23,7 @@ SHORT = os.environ.get("FIELDLEARN_SHORT") == "1"
 def c2fl(rounds: int, *sets: str):
     """Run the digits C2FL scenario for `rounds` rounds with overrides; return its learning context."""
     result = run_scenario(load_scenario(SCENARIO, [f"duration.rounds={rounds}", *sets]))
-    return result.engine.learning, result
+    return result.engine.vm.resources["learning"], result
 
 
 def same_models(a, b) -> bool:
@@ -69,7 +69,7 @@ def test_c2fl_keeps_past_areas_where_local_stays_near_one_area():
 
 def test_code_variant_merges_every_third_round_with_the_clipped_weight():
     e = Engine(load_scenario(SCENARIO, ["duration.rounds=10", "program.params.variant=code"]))
-    mobile = e.learning.mobile
+    mobile = e.vm.resources["learning"].mobile
     seen, expected = [], []
     for tick in range(8):
         e.run(until=tick + 1)  # the round at time `tick`

@@ -26,7 +26,7 @@ def test_fbfl_forms_one_region_per_area_and_its_regional_models_learn_their_area
     for k in range(3):
         members = leader[area == k]
         assert len(set(members.tolist())) == 1 and area[members[0]] == k  # one leader, inside its own area
-    ctx = e.learning
+    ctx = e.vm.resources["learning"]
     ev = ctx.history[-1]
     assert ev.round == 30
     per_area = ev.per_region("regional")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from fieldlearn.sim import scenario as S
-from fieldlearn.sim.checks import build_generator_graph
+from fieldlearn.sim.deployments import build_generator_graph
 from fieldlearn.sim.deployments import place
 from fieldlearn.sim.regions import Regions
 
@@ -32,10 +32,9 @@ def test_points_and_graph():
     p = S.PointsDeployment(kind="points", points=[[0, 1], [2, 3]])
     assert place(p, np.random.default_rng(0), REG).positions.tolist() == [[0, 1], [2, 3]]
     g = S.GraphDeployment(kind="graph", generator="grid_2d_graph", params={"m": 2, "n": 3}, scale=2.0)
-    g._graph = build_generator_graph(g, ("deployments", 0))
-    pl = place(g, np.random.default_rng(0), REG)
-    assert g.n_devices == 6 and len(pl.edges) == 7
+    pl = place(g, np.random.default_rng(0), REG, build_generator_graph(g, ("deployments", 0)))
+    assert len(pl.positions) == 6 and len(pl.edges) == 7
     assert pl.positions.max() == 4.0  # grid layout: (row, col) labels scaled by 2
     c = S.GraphDeployment(kind="graph", generator="cycle_graph", params={"n": 5}, layout="circular")
-    c._graph = build_generator_graph(c, ("deployments", 0))
-    assert np.allclose(np.linalg.norm(place(c, np.random.default_rng(0), REG).positions, axis=1), 1.0)
+    ring = place(c, np.random.default_rng(0), REG, build_generator_graph(c, ("deployments", 0)))
+    assert np.allclose(np.linalg.norm(ring.positions, axis=1), 1.0)

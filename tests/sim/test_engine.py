@@ -10,7 +10,7 @@ import pytest
 
 from fieldlearn import rep, sense
 from fieldlearn.sim.engine import Engine, SimulationError
-from fieldlearn.sim.scenario import parse_scenario
+from fieldlearn.sim.loader import resolve_scenario
 from .sim_helpers import BASE, gradient_program, heard_program
 
 SCEN = Path(__file__).resolve().parents[2] / "scenarios"
@@ -20,7 +20,7 @@ def scenario(**changes):
     data = copy.deepcopy(BASE)
     for k, v in changes.items():
         data[k] = v
-    return parse_scenario(data, base_dir=SCEN)
+    return resolve_scenario(data, SCEN)
 
 
 def spy(engine):

@@ -10,9 +10,9 @@ import pytest
 
 from fieldlearn.sim.errors import ScenarioError
 from fieldlearn.sim.export import csv_text, fmt, summarise, write_atomic
-from fieldlearn.sim.hooks import register_metric
-from fieldlearn.sim.runner import run_scenario
-from fieldlearn.sim.scenario import parse_scenario
+from fieldlearn.sim.metrics import register_metric
+from fieldlearn.sim.simulate import run_scenario
+from fieldlearn.sim.loader import resolve_scenario
 from .sim_helpers import BASE, gradient_program
 
 SCEN = Path(__file__).resolve().parents[2] / "scenarios"
@@ -21,7 +21,7 @@ SCEN = Path(__file__).resolve().parents[2] / "scenarios"
 def scenario(**changes):
     data = copy.deepcopy(BASE)
     data.update(changes)
-    return parse_scenario(data, base_dir=SCEN)
+    return resolve_scenario(data, SCEN)
 
 
 def test_summarise_skips_non_finite_and_counts():
@@ -69,19 +69,18 @@ def test_unknown_export_value_names_its_path():
         run_scenario(scenario(exports={"metrics": ["zzz"]}), program=gradient_program)
 
 
-def test_metric_hooks_registered_and_from_the_program_module(tmp_path):
+def test_registered_metrics_and_a_program_file_beside_the_scenario(tmp_path):
     register_metric("far", lambda e: {"n": int((e.outputs["gradient"] > 1).sum()), "t": e.time})
     s = scenario(exports={"metrics": ["far"]})
     r = run_scenario(s, program=gradient_program)
     assert r.columns == ["time", "far.n", "far.t"] and r.column("far.n")[-1] == 6
+    register_metric("alive_sum", lambda e: float(e.alive.sum()))
     (tmp_path / "prog.py").write_text(
         "from fieldlearn import sense\n"
-        "metrics = {'alive_sum': lambda e: float(e.alive.sum())}\n"
-        "def setup(engine):\n    engine.sensors['bonus'] = engine.sensors['source'] * 2.0\n"
-        "    engine.vm.sensors['bonus'] = engine.sensors['bonus']\n"
-        "def program():\n    return sense('bonus')\n"
+        "def program(scale: float = 1.0):\n    return sense('source') * scale\n"
     )
     data = copy.deepcopy(BASE)
-    data.update(program="prog.py", exports={"values": ["value"], "stats": ["sum"], "metrics": ["alive_sum"]})
-    r2 = run_scenario(parse_scenario(data, base_dir=tmp_path))
+    data.update(program={"name": "prog.py", "params": {"scale": 2}},
+                exports={"values": ["value"], "stats": ["sum"], "metrics": ["alive_sum"]})
+    r2 = run_scenario(resolve_scenario(data, tmp_path))
     assert r2.column("alive_sum")[0] == 9.0 and r2.column("value.sum")[0] == 2.0

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from fieldlearn.sim.__main__ import main
-from fieldlearn.sim.runner import run_scenario
-from fieldlearn.sim.scenario import load_scenario
+from fieldlearn.sim.simulate import run_scenario
+from fieldlearn.sim.loader import load_scenario
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((REPO / "scenarios").glob("*.yaml"))

@@ -103,7 +103,8 @@ def test_trace_interpolates_and_clamps():
 
 
 def test_trace_file_through_the_scenario(tmp_path):
-    from fieldlearn.sim.scenario import parse_scenario
+    from fieldlearn.sim import ScenarioError
+    from fieldlearn.sim.loader import resolve_scenario
 
     (tmp_path / "t.csv").write_text("time,device,x,y\n0,0,0,0\n4,0,4,0\n")
     data = {
@@ -112,8 +113,8 @@ def test_trace_file_through_the_scenario(tmp_path):
         "links": {"rule": "radius", "radius": 1},
         "program": "gradient",
     }
-    s = parse_scenario(data, base_dir=tmp_path)
-    assert s.deployments[0].mobility._data.shape == (2, 4)
+    s = resolve_scenario(data, tmp_path)
+    assert s.traces[0].shape == (2, 4)
     (tmp_path / "t.csv").write_text("time,device,x,y\n0,5,0,0\n")
-    with pytest.raises(S.ScenarioError, match=r"deployments\[0\].mobility.file: .*device 5 out of range"):
-        parse_scenario(data, base_dir=tmp_path)
+    with pytest.raises(ScenarioError, match=r"deployments\[0\].mobility.file: .*device 5 out of range"):
+        resolve_scenario(data, tmp_path)

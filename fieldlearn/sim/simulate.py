@@ -9,10 +9,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import scenario as S
 from .engine import Engine
 from .errors import ScenarioError
 from .export import Recorder, write_results
+from .loader import LoadedScenario
 
 
 class OutputExists(ScenarioError):
@@ -23,7 +23,7 @@ class OutputExists(ScenarioError):
 class Result:
     """A finished run: the engine (final state), the recorded rows, the final statistics and the files written."""
 
-    scenario: S.Scenario
+    scenario: LoadedScenario
     engine: Engine
     columns: list[str]
     rows: list[list[Any]]
@@ -44,7 +44,7 @@ class Result:
         return np.where(valid, values.astype(np.float64), np.nan)
 
 
-def default_out_dir(scenario: S.Scenario, root: Path = Path("results")) -> Path:
+def default_out_dir(scenario: LoadedScenario, root: Path = Path("results")) -> Path:
     """`results/NAME` if free or empty, else a fresh `results/NAME-YYYYmmdd-HHMMSS[-k]` (never reuses results)."""
     name = scenario.name or "scenario"
     base = root / name
@@ -83,15 +83,16 @@ def prepare_out_dir(out: Path, force: bool) -> None:
 
 
 def run_scenario(
-    scenario: S.Scenario,
+    scenario: LoadedScenario,
     out: str | Path | None = None,
     *,
     force: bool = False,
     device: str = "cpu",
     progress: Callable[[float], None] | None = None,
-    program: Callable[..., Any] | None = None,
+    program: Callable[[], Any] | None = None,
 ) -> Result:
-    """Run a validated scenario; write its result files into `out` when given (None: keep results in memory)."""
+    """Run a loaded scenario (`load_scenario`); write its result files into `out` when given (None: keep results in
+    memory). `program` (called with no arguments) replaces the scenario's own, e.g. a function under test."""
     out_path = Path(out) if out is not None else None
     if out_path is not None:
         prepare_out_dir(out_path, force)
@@ -108,8 +109,9 @@ def run_scenario(
     return Result(scenario, engine, recorder.columns or [], recorder.rows, recorder.final, summary, out_path, files, wall)
 
 
-def make_summary(scenario: S.Scenario, e: Engine, rec: Recorder) -> dict[str, Any]:
+def make_summary(loaded: LoadedScenario, e: Engine, rec: Recorder) -> dict[str, Any]:
     """The JSON summary: what ran, how much, the faults, and the final statistics (no wall-clock values)."""
+    scenario = loaded.scenario
     return {
         "scenario": scenario.name,
         "description": scenario.description,

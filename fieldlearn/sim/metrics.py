@@ -1,7 +1,7 @@
-"""Per-row metrics: built-in ones, and a registry through which programs (e.g. learning ones) add their own."""
+"""Per-row metrics: built-in ones, those of the resources a program uses (e.g. learning), and a registry through
+which users add their own."""
 from __future__ import annotations
 
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -59,14 +59,11 @@ def _components(e: "Engine") -> int:
     return int(connected_components(sub, directed=False)[0])
 
 
-def resolve_metric(name: str, module: ModuleType | None, path: str) -> Metric:
-    """The metric called `name`: the program module's `metrics` dict first, then registered, then built-in."""
-    own = getattr(module, "metrics", None) if module is not None else None
-    if isinstance(own, dict) and name in own:
-        return own[name]
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    if name in BUILTIN:
-        return BUILTIN[name]
-    known = sorted(set(BUILTIN) | set(_REGISTRY) | (set(own) if isinstance(own, dict) else set()))
+def resolve_metric(name: str, engine: "Engine", path: str) -> Metric:
+    """The metric called `name`: the engine's (from the resources its program uses) first, then registered ones,
+    then built-in ones."""
+    for table in (engine.metrics, _REGISTRY, BUILTIN):
+        if name in table:
+            return table[name]
+    known = sorted(set(BUILTIN) | set(_REGISTRY) | set(engine.metrics))
     raise ScenarioError(f"unknown metric {name!r} (available: {', '.join(known)})", path)

@@ -1,0 +1,64 @@
+"""The simulator's side of learning: validating a scenario's `learning:` block, and the adapter that builds the
+learning context of a run from the engine's public state, lends it to the program, records the models the program
+returns, forgets crashed devices and reads the learning metrics. The only code that knows both the engine and the
+learning layer (which itself knows nothing of the simulator)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+from pydantic import ValidationError
+
+from fieldlearn.learning import METRICS, RESOURCE, ConfigError, LearningConfig, LearningContext, Moment
+
+from . import scenario as S
+from .errors import ScenarioError, from_validation_error
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+__all__ = ["configure_learning", "LearningAdapter"]
+
+
+def configure_learning(raw: Any, scenario: S.Scenario) -> LearningConfig:
+    """The validated `learning:` block (ScenarioError naming `learning.<key>`)."""
+    if not scenario.regions:
+        raise ScenarioError("a learning scenario needs `regions`: data are partitioned over them", "regions")
+    try:
+        return LearningConfig.model_validate(raw if raw is not None else {})
+    except ValidationError as exc:
+        raise from_validation_error(exc, raw if isinstance(raw, dict) else {}, ("learning",)) from None
+
+
+class LearningAdapter:
+    """Attaches a learning context to an engine: the `mobile` sensor (deployments that move, unless the scenario
+    sets one), the resource "learning", a result hook that records the returned models, a crash hook, metrics."""
+
+    def __init__(self, engine: "Engine", config: LearningConfig):
+        sensors = engine.sensors
+        mobile = np.asarray(sensors["mobile"], dtype=bool) if "mobile" in sensors else engine.deployed_mobile.copy()
+        wanted = set(engine.scenario.exports.metrics)
+        try:
+            self.context = LearningContext(config, n_devices=engine.capacity, region_names=engine.regions.names,
+                                           initial_region=np.asarray(engine.region), mobile=mobile,
+                                           seed=engine.seed, period=engine.period, device=engine.device,
+                                           base_dir=engine.base_dir, score_everywhere="global_accuracy" in wanted)
+        except ConfigError as exc:
+            raise ScenarioError(exc.message, f"learning.{exc.key}" if exc.key else "learning") from None
+        if config.threads is not None and self.context.device.type == "cpu":
+            import torch
+
+            torch.set_num_threads(config.threads)
+        engine.vm.sensors["mobile"] = mobile
+        engine.vm.resources[RESOURCE] = self.context
+        engine.result_hooks.append(self.context.take_models)
+        engine.crash_hooks.append(self.context.forget)
+
+    def metrics(self) -> dict[str, Callable[["Engine"], Any]]:
+        """The learning metrics (`fieldlearn.learning.METRICS`) as functions of the engine."""
+        ctx = self.context
+
+        def reading(fn: Callable[[Any, Moment], Any]) -> Callable[["Engine"], Any]:
+            return lambda e: fn(ctx, Moment(int(e.rounds.max()) if len(e.rounds) else 0, e.time, e.region))
+
+        return {name: reading(fn) for name, fn in METRICS.items()}
