@@ -125,6 +125,11 @@ def test_the_shipped_city_trace_is_small_and_readable():
     tr = read_fcd(p)
     assert len(tr) == 300 and tr.start == 0.0 and tr.end == 299.0
     assert tr.projection is None and np.all(np.diff(np.unique(tr.times)) == 1.0)
+    trips = {t.get("id"): (float(t.get("depart")), float(t.get("arrival")))
+             for t in ET.parse(gzip.open(SHIPPED / "tripinfo.xml.gz")).getroot().iter("tripinfo")}
+    depart, arrival = np.array([trips[n] for n in tr.names]).T
+    assert np.array_equal(tr.first, depart) and np.all(np.diff(depart) >= 0)  # numbered in order of departure
+    assert np.array_equal(tr.last, np.where(arrival >= 0, arrival - 1.0, 299.0))
 
 
 # ------------------------------------------------------------------------------------------- geo and projection
