@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from fieldlearn.calculus import Program
+from fieldlearn.calculus import program as program_decorator
 
 from .errors import ScenarioError
 
@@ -83,7 +84,7 @@ def _declared_in(module: ModuleType, ref: ProgramRef) -> Any:
         names = ", ".join(p.name for p in programs)
         raise ScenarioError(f"{ref.label()} declares several programs ({names}): choose one with program.function",
                             "program.function")
-    if ref.file is not None and callable(found):
+    if ref.file is not None and callable(found) and found is not program_decorator:
         return found
     raise ScenarioError(f"{ref.label()} declares no program (mark one function with @fieldlearn.program, or name "
                         "it with program.function)", "program.name")
