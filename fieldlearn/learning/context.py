@@ -106,6 +106,9 @@ class LearningContext:
         self.has_model: dict[str, np.ndarray] = {}
         self.history: list[Evaluation] = []
         self.stores: dict[str, ReplayStore] = {}
+        self.arrivals: list[tuple[int, int, int]] = []  # (mobile device, round it was first seen there, region)
+        self._seen_region = np.full(self.n_devices, -2, dtype=np.int64)
+        self._seen_round = -1
 
     # -- models ----------------------------------------------------------------------------------
     def make_module(self) -> nn.Module:
@@ -192,6 +195,17 @@ class LearningContext:
         for store in self.stores.values():
             out += store.sizes()
         return out
+
+    def observe(self, rounds: int, region: Any) -> None:
+        """Note where the mobile devices are after `rounds` rounds: a mover seen in a region other than at the last
+        observation has arrived there (its first observation is its start, not an arrival)."""
+        if rounds == self._seen_round:
+            return
+        here = as_index_array(region)
+        moved = self.mobile & (here != self._seen_region) & (self._seen_region != -2) & (here >= 0)
+        self.arrivals += [(int(d), int(rounds), int(here[d])) for d in np.flatnonzero(moved)]
+        self._seen_region = here.copy()
+        self._seen_round = rounds
 
     # -- evaluation ----------------------------------------------------------------------------------
     def evaluate(self, devices: Any = None, name: str = "models", region: Any = None) -> np.ndarray:
