@@ -22,6 +22,7 @@ from fieldlearn.learning import (
     class_counts,
     classifier_names,
     classwise_regional_mean,
+    count_weighted_blend,
     current_samples,
     fresh_models,
     is_mobile,
@@ -62,7 +63,8 @@ def c2fl(method: Literal["c2fl", "cl", "fl", "local"] = "c2fl", variant: Literal
          capacity: Annotated[float, Ge(0)] | None = None, finetune: Union[bool, Literal["always"]] = True,
          replay_per_round: Union[Annotated[int, Ge(0)], Literal["all", "auto"], None] = 300,
          weighting: Literal["samples", "uniform"] = "samples", classwise_head: bool = True,
-         stable_leaders: bool = True, min_link: Annotated[float, Gt(0)] | None = None, seed: int = 0) -> dict:
+         stable_leaders: bool = True, min_link: Annotated[float, Gt(0)] | None = None, seed: int = 0,
+         merge: Literal["blend", "arrival", "counts"] = "blend", arrival_window: Annotated[int, Ge(1)] = 5) -> dict:
     """One round of C2FL; outputs `models`, `leader`, `dwell`, `alpha` and `samples` (size of the round's training
     set).
 
@@ -79,6 +81,11 @@ def c2fl(method: Literal["c2fl", "cl", "fl", "local"] = "c2fl", variant: Literal
     `gamma` and `horizon` default to the paper's; the other defaults (sample-weighted average, class-wise head, fine-tune
     on, 300 replayed samples per round) are the variant the validation evidence supports (benchmarks/RESULTS.md);
     `weighting: uniform, classwise_head: false, finetune: false` is the paper's rule as the public code averages.
+    `merge` is how the regional model is used: `blend` (the paper's weight blend), `arrival` (movers blend only in
+    their first `arrival_window` rounds in a region, when the region knows what they do not and before blending
+    would drag their remembered past towards the region's classes; static devices blend as usual), or `counts`
+    (`count_weighted_blend`: each output row moves to the region's by the region's share of that class's samples,
+    the body by the usual weight, so rows of classes only the mover has seen stay its own).
     """
     use_replay, use_merge = METHODS[method]
     tune, tune_always = bool(finetune), finetune == "always"
@@ -96,20 +103,27 @@ def c2fl(method: Literal["c2fl", "cl", "fl", "local"] = "c2fl", variant: Literal
     alpha = constant(0.0)
     if use_merge:
         alpha = paper_alpha(dwell, gamma, horizon) if variant == "paper" else code_alpha(mobile, horizon)
+        if merge == "arrival":
+            alpha = mux(mobile, mux(dwell <= arrival_window, gamma, 0.0), alpha)
         weight = sample_counts(seen) * 1.0 if weighting == "samples" else None
+        counts = class_counts(seen) if classwise_head or merge == "counts" else None
 
     def step(theta):
         # Phase 2: local training on M ∪ D(t)
         trained = train_locally(theta, seen)
         if use_merge:
             # Phases 3-4: the regional model, averaged at the leader and spread back
+            head = classifier_names(trained, learning_context().n_classes)
             if classwise_head:
-                head = classifier_names(trained, learning_context().n_classes)
-                regional = classwise_regional_mean(region, trained, class_counts(seen), head, weight=weight)
+                regional = classwise_regional_mean(region, trained, counts, head, weight=weight)
             else:
                 regional = region.broadcast(region.collect_mean(trained, weight=weight))
-            # Phase 5: dwell-weighted blend (paper), or the public code's schedule
-            trained = blend(trained, regional, alpha)
+            # Phase 5: dwell-weighted blend (paper), or the public code's schedule, or per-class shares
+            if merge == "counts":
+                trained = count_weighted_blend(trained, regional, counts,
+                                               region.broadcast(region.collect_sum(counts)), head, alpha)
+            else:
+                trained = blend(trained, regional, alpha)
             if tune and not tune_always:
                 trained = finetune_pass(trained, seen, where=alpha > 0)
         if tune_always:

@@ -12,6 +12,7 @@ from .blocks import (
     class_counts,
     classifier_names,
     classwise_regional_mean,
+    count_weighted_blend,
     current_samples,
     finetune,
     fresh_models,
@@ -65,7 +66,7 @@ from .trainer import Loss, Trainer
 __all__ = [
     # blocks
     "fresh_models", "current_samples", "round_number", "is_mobile", "sample_counts", "class_counts",
-    "classifier_names", "classwise_regional_mean", "train_locally", "finetune", "blend", "paper_alpha", "replay",
+    "classifier_names", "classwise_regional_mean", "train_locally", "finetune", "blend", "count_weighted_blend", "paper_alpha", "replay",
     "with_replay", "parameter_distance", "neighbour_loss",
     # running and configuring
     "run_learning", "LearningRun", "LearningConfig", "ModelConfig", "OptimiserConfig", "PartitionConfig", "MLP",

@@ -30,7 +30,8 @@ from .trainer import Loss, Trainer
 
 __all__ = [
     "fresh_models", "current_samples", "round_number", "is_mobile", "sample_counts", "class_counts",
-    "classifier_names", "classwise_regional_mean", "train_locally", "finetune", "blend", "paper_alpha", "replay",
+    "classifier_names", "classwise_regional_mean", "train_locally", "finetune", "blend", "count_weighted_blend",
+    "paper_alpha", "replay",
     "with_replay",
 ]
 
@@ -180,6 +181,32 @@ def finetune(models: ModelField, samples: Field, trainer: Trainer | None = None,
 def blend(local_models: ModelField, regional: ModelField, alpha: Any) -> ModelField:
     """`(1 - alpha) * local + alpha * regional` per device (alpha a number or a field; exact at 0 and 1)."""
     return local(blend_models)(local_models, regional, alpha)
+
+
+@aggregate
+def count_weighted_blend(local_models: ModelField, regional: ModelField, own_counts: Field, region_counts: Field,
+                         head: list[str], alpha: Any) -> ModelField:
+    """A blend that trusts each side where it knows more: row c of every output-layer parameter in `head` moves to
+    the regional model by `R_c / (R_c + M_c)` (R_c: the region's samples of class c, M_c: the device's own), the
+    rest of the model by `alpha` (the usual blend weight).
+
+    A mover's own rows for the classes of the areas it left hold its past (its replay memory keeps them trained);
+    the region has never seen those classes, so a plain blend pulls them towards forgetting. Rows of the classes the
+    region sees plenty of and the mover has barely met move almost wholly to the region's."""
+    blended = blend(local_models, regional, alpha)
+
+    def rows(own_model: ModelField, mixed: ModelField, theirs_model: ModelField, own: torch.Tensor,
+             theirs: torch.Tensor) -> ModelField:
+        total = own + theirs
+        share = torch.where(total > 0, theirs / total.clamp(min=1e-12), torch.zeros_like(total))
+        params = {}
+        for name in head:
+            t = own_model.params[name]
+            w = share.reshape(share.shape + (1,) * (t.dim() - 2)).to(t.dtype)
+            params[name] = torch.lerp(t, theirs_model.params[name].to(t.dtype), w)
+        return mixed.with_params(params)
+
+    return local(rows)(local_models, blended, regional, own_counts, region_counts)
 
 
 def paper_alpha(dwell: Any, gamma: float = 0.3, horizon: float = 30.0) -> Any:

@@ -11,6 +11,7 @@ from fieldlearn.learning.blocks import (
     class_counts,
     classifier_names,
     classwise_regional_mean,
+    count_weighted_blend,
     current_samples,
     finetune,
     fresh_models,
@@ -331,3 +332,35 @@ def test_the_learning_package_exports_the_blocks_programs_compose():
     for name in ("train_locally", "finetune", "replay", "with_replay", "paper_alpha", "classwise_regional_mean"):
         assert getattr(learning, name) is getattr(blocks, name) and name in learning.__all__
 
+
+
+def test_count_weighted_blend_moves_each_head_row_by_the_regions_share_of_that_class():
+    ctx = digits_context(n=2, regions=(0, 0))
+    net = clique(2, regions=(0, 0))
+    own = torch.zeros(2, 10)
+    own[0, 3], own[0, 5] = 9.0, 1.0  # device 0 knows class 3 well, class 5 a little
+    region = torch.zeros(2, 10)
+    region[:, 3], region[:, 5] = 1.0, 3.0  # the region the other way round
+    net.sensors["own"], net.sensors["region_counts"] = own.numpy(), region.numpy()
+    net.sensors["scale"] = np.array([1.0, -1.0])
+
+    def program():
+        a = local(lambda m, k: m * k)(fresh_models(), sense("scale"))
+        b = local(lambda m: m * 3.0)(a)
+        return {"a": a, "b": b, "models": count_weighted_blend(a, b, sense("own"), sense("region_counts"),
+                                                              ["2.weight", "2.bias"], 0.25)}
+
+    out = learning_run(program, ctx, net, rounds=1)
+    a, b, m = out["a"], out["b"], out["models"]
+    share = region / (own + region).clamp(min=1e-12)
+    share[(own + region) == 0] = 0.0
+    for name, t in m.params.items():
+        if name in ("2.weight", "2.bias"):
+            w = share.reshape(share.shape + (1,) * (t.dim() - 2))
+            want = a.params[name] + (b.params[name] - a.params[name]) * w
+        else:
+            want = a.params[name] + (b.params[name] - a.params[name]) * 0.25
+        assert torch.allclose(t, want, atol=1e-6), name
+    # class 3: device 0 keeps 90% of its own row; class 5: it takes 75% of the region's; unseen classes stay its own
+    assert torch.allclose(m.params["2.bias"][0, 3], a.params["2.bias"][0, 3] * 0.9 + b.params["2.bias"][0, 3] * 0.1)
+    assert torch.equal(m.params["2.bias"][0, 0], a.params["2.bias"][0, 0])

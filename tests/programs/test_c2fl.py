@@ -119,3 +119,18 @@ def test_rows_exported_less_often_than_every_round_still_carry_the_evaluations(t
     assert [r["eval_round"] for r in rows[1:]] == [6, 11]
     assert all(0 < r["cacc"] <= 4 for r in rows[1:])
 
+
+
+def test_the_merge_switch_changes_only_how_the_regional_model_is_used():
+    rounds = 34  # a move at round 30: the movers arrive in a new area
+    _, blend = c2fl(rounds, "exports.values=[alpha]", "exports.stats=[max]")
+    arrival_ctx, arrival = c2fl(rounds, "program.params.merge=arrival", "exports.values=[alpha, dwell]",
+                                "exports.stats=[max]")
+    e = arrival.engine
+    mobile = arrival_ctx.mobile
+    # movers blend at gamma in their first 5 rounds in an area (dwell 1..5 after the move), then not at all
+    assert np.allclose(e.outputs["alpha"][mobile], np.where(e.outputs["dwell"][mobile] <= 5, 0.3, 0.0))
+    counts_ctx, _ = c2fl(rounds, "program.params.merge=counts")
+    assert not same_models(counts_ctx, arrival_ctx)
+    with pytest.raises(ScenarioError, match="program.params.merge"):
+        c2fl(1, "program.params.merge=average")
