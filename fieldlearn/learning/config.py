@@ -5,6 +5,11 @@
       downsample: 1              # average-pool images by this factor (2: 28x28 -> 14x14)
       partition: hard            # hard | iid | dirichlet(0.5) | {kind: dirichlet, alpha: 0.5}: classes over regions
       train_fraction: 0.7        # per region: training part (split among its devices) / validation part
+      parts_per_region: null     # split each region's training part into this many parts (null: one per device
+                                 # that starts there); static devices take parts by rank
+      mover_part: own            # own: a mover keeps its slot wherever it goes | spare: every mover uses the region's
+                                 # last part (shared; the public C2FL code's 13 parts, 12 static devices + movers)
+      part_fraction: null        # train on a fixed subset of this share of the device's part (drawn once)
       model: {hidden: [32]}      # an MLP inputs -> hidden... -> classes, ReLU
       optimiser: {kind: adam, lr: 0.001, weight_decay: 0.0001}
       epochs: 2                  # local epochs per round over the round's samples
@@ -78,6 +83,9 @@ class LearningConfig(_Block):
     downsample: PositiveInt = 1
     partition: PartitionConfig = Field(default_factory=PartitionConfig)
     train_fraction: Annotated[float, Field(gt=0, le=1)] = 0.7
+    parts_per_region: PositiveInt | None = None
+    mover_part: Literal["own", "spare"] = "own"
+    part_fraction: Annotated[float, Field(gt=0, le=1)] | None = None
     model: ModelConfig = Field(default_factory=ModelConfig)
     optimiser: OptimiserConfig = Field(default_factory=OptimiserConfig)
     epochs: PositiveInt = 2

@@ -29,7 +29,7 @@ __all__ = ["ConfigError", "LearningContext", "learning_context", "RESOURCE"]
 
 #: The name under which runners lend the learning context to programs (`RoundVM.resources`).
 RESOURCE = "learning"
-_SAMPLE_SALT, _EVAL_SALT, _INIT_SALT = 21, 22, 31
+_SAMPLE_SALT, _EVAL_SALT, _INIT_SALT, _SUBSET_SALT = 21, 22, 31, 23
 
 
 class ConfigError(ValueError):
@@ -80,19 +80,28 @@ class LearningContext:
             raise ConfigError(exc.key, exc.message) from None
         self.dataset = base.to(self.device)
         self.n_classes = base.n_classes
-        # each region's training part is split among the devices that start in it; a device uses the part of
-        # its rank there wherever it is (so a newcomer takes the slot of the device that left)
-        parts = np.bincount(region0[region0 >= 0], minlength=n_regions).astype(np.int64)
+        # each region's training part is split among the devices that start in it (or into parts_per_region); a
+        # device uses the part of its rank there wherever it is (so a newcomer takes the slot of the device that
+        # left), or, with mover_part: spare, every mover uses the region's last part
+        spare = config.mover_part == "spare"
+        ranked = region0 >= 0 if not spare else (region0 >= 0) & ~self.mobile
+        parts = np.bincount(region0[ranked], minlength=n_regions).astype(np.int64) + (1 if spare else 0)
+        if config.parts_per_region is not None:
+            parts = np.full(n_regions, config.parts_per_region, dtype=np.int64)
         self.part_of_device = np.arange(self.n_devices, dtype=np.int64)
         for r in range(n_regions):
-            members = np.flatnonzero(region0 == r)
+            members = np.flatnonzero(ranked & (region0 == r))
             self.part_of_device[members] = np.arange(members.size)
+        if spare:
+            self.part_of_device[self.mobile] = -1  # the last part of whichever region the mover is in
         try:
             self.data = make_region_data(base, n_regions, np.maximum(parts, 1), config.partition.kind,
                                          alpha=config.partition.alpha, train_fraction=config.train_fraction,
                                          seed=self.seed)
         except ValueError as exc:
             raise ConfigError("partition", str(exc)) from None
+        if config.part_fraction is not None:
+            self.data = self.data.with_parts(_fixed_share(self.data.parts, config.part_fraction, self.seed))
         val = self.data.validation
         if config.eval_samples is not None:
             keys = keyed_uniform(self.seed, _EVAL_SALT, val.row_ids(), val.indices)
@@ -252,6 +261,13 @@ class LearningContext:
             static = np.flatnonzero(~ev.mobile)
             rows.append([ev.round, ev.cacc(), ev.own(static)] + ev.accuracy[sel].reshape(-1).tolist())
         return cols, rows
+
+
+def _fixed_share(parts: IndexSets, share: float, seed: int) -> IndexSets:
+    """Every part cut to a fixed subset of `share` of it (at least one sample), drawn once from (seed, part, sample)."""
+    keys = keyed_uniform(seed, _SUBSET_SALT, parts.row_ids(), parts.indices)
+    quota = np.maximum(1, np.ceil(parts.lengths() * share)).astype(np.int64)
+    return parts.keep_lowest(keys, quota)
 
 
 def learning_context() -> LearningContext:

@@ -488,6 +488,12 @@ class RegionData:
         """How many device parts each region's training data is split into."""
         return np.diff(self.part_offsets)
 
+    def with_parts(self, parts: IndexSets) -> "RegionData":
+        """The same regions with other device parts (e.g. each cut to a fixed subset); the offsets stay."""
+        if len(parts) != len(self.parts):
+            raise ValueError(f"with_parts: {len(parts)} parts for {len(self.parts)} part rows")
+        return RegionData(self.dataset, self.train, self.validation, parts, self.part_offsets)
+
     def device_sets(
         self,
         region_of_device: object,

@@ -44,3 +44,22 @@ def test_take_models_records_model_outputs_and_forget_drops_them_with_the_memori
     store = ctx.replay_store("unbounded")
     ctx.forget(np.array([2]))
     assert ctx.has_model["models"].tolist() == [True, False, False] and store.sizes().tolist() == [0, 0, 0]
+
+
+def test_the_public_code_data_protocol_13_parts_a_shared_spare_and_fixed_subsets():
+    config = {"model": {"hidden": [4]}, "parts_per_region": 13, "mover_part": "spare", "part_fraction": 0.05}
+    ctx = LearningContext(config, n_devices=6, region_names=["a", "b"], initial_region=[0, 0, 0, 1, 1, 1],
+                          mobile=[False, False, True, False, False, True])
+    assert ctx.data.parts_per_region().tolist() == [13, 13]
+    assert ctx.part_of_device.tolist() == [0, 1, -1, 0, 1, -1]  # static devices by rank, movers the spare part
+    full = LearningContext({"model": {"hidden": [4]}, "parts_per_region": 13}, n_devices=6, region_names=["a", "b"],
+                           initial_region=[0, 0, 0, 1, 1, 1])
+    for part in range(13):
+        kept, whole = ctx.data.parts.row(part), full.data.parts.row(part)
+        assert set(kept) <= set(whole) and len(kept) == max(1, int(np.ceil(0.05 * len(whole))))
+    # both movers, wherever they are, train on the last part of their area, the same fixed subset every round
+    here = np.array([0, 0, 1, 1, 1, 0])
+    first, later = ctx.samples(np.arange(6), here, 0), ctx.samples(np.arange(6), here, 7)
+    assert first.equals(later)
+    assert first.row(2).tolist() == sorted(ctx.data.parts.row(13 + 12).tolist())
+    assert first.row(5).tolist() == sorted(ctx.data.parts.row(12).tolist())
