@@ -3,6 +3,7 @@
     from fieldlearn.sim import load_scenario, run_scenario
     result = run_scenario(load_scenario("scenarios/grid.yaml", ["duration.rounds=20"]), out="results/grid")
 """
+from .animation import animate
 from .engine import Engine, SimulationError
 from .errors import ScenarioError
 from .hooks import register_metric
@@ -11,6 +12,7 @@ from .scenario import Scenario, load_scenario, parse_scenario
 
 __all__ = [
     "Engine",
+    "animate",
     "OutputExists",
     "Result",
     "Scenario",
