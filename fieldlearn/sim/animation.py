@@ -52,7 +52,8 @@ def drawing_axes(rec: Recording) -> tuple[GapAxis, GapAxis]:
     parts = [f.positions[np.isfinite(f.positions[:, 0])] for f in rec.frames] + list(rec.region_outlines)
     pts = np.concatenate([p.reshape(-1, 2) for p in parts] + [np.zeros((0, 2))])
     sizes = np.array([np.ptp(o, axis=0) for o in rec.region_outlines]).reshape(-1, 2)
-    return GapAxis.fit(pts[:, 0], sizes[:, 0] if len(sizes) else None), GapAxis.fit(pts[:, 1], sizes[:, 1] if len(sizes) else None)
+    extents = [sizes[:, k] if len(sizes) else None for k in (0, 1)]
+    return GapAxis.fit(pts[:, 0], extents[0]), GapAxis.fit(pts[:, 1], extents[1])
 
 
 def drawn_limits(rec: Recording, gx: GapAxis, gy: GapAxis) -> tuple[float, float, float, float]:
@@ -71,7 +72,8 @@ def _drawn(gx: GapAxis, gy: GapAxis, xy: np.ndarray) -> np.ndarray:
 class FramePainter:
     """Draws the frames of a recording on one matplotlib Axes: the artists are made once and updated per frame."""
 
-    def __init__(self, fig: "Figure", ax: "Axes", rec: Recording, colouring: Colouring | None, cax: "Axes | None" = None):
+    def __init__(self, fig: "Figure", ax: "Axes", rec: Recording, colouring: Colouring | None,
+                 cax: "Axes | None" = None):
         from matplotlib.collections import LineCollection
 
         self.fig, self.ax, self.rec, self.colouring = fig, ax, rec, colouring
@@ -266,7 +268,8 @@ class Animation:
             if fmt == "gif":
                 anim.save(str(tmp), writer=PillowWriter(fps=self.fps), dpi=dpi)
             else:
-                even = ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2:color=white", "-pix_fmt", "yuv420p"]  # libx264 needs even sizes
+                # libx264 needs even sizes
+                even = ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2:color=white", "-pix_fmt", "yuv420p"]
                 with matplotlib.rc_context({"animation.ffmpeg_path": exe}):
                     anim.save(str(tmp), writer=FFMpegWriter(fps=self.fps, codec="libx264", extra_args=even), dpi=dpi)
             os.replace(tmp, path)

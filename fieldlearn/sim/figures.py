@@ -43,7 +43,7 @@ def _is_id_value(name: str, e: "Engine") -> bool:
     return store is not None and is_categorical(name, store.dtype)
 
 
-def mask_placeholders(data: np.ndarray, cols: list[str], e: "Engine") -> list[str]:
+def mask_placeholders(data: np.ndarray, cols: list[str], id_values: set[str], capacity: int) -> list[str]:
     """Blank (NaN) the cells of id-valued exports (leaders) that a placeholder id reached: a valid id is below the
     capacity, so a larger min/max/mean/std came from NO_ID; returns the values that had such cells."""
     hit = []
@@ -51,9 +51,9 @@ def mask_placeholders(data: np.ndarray, cols: list[str], e: "Engine") -> list[st
         if "." not in c:
             continue
         name, stat = c.rsplit(".", 1)
-        if stat in ("count", "finite") or not _is_id_value(name, e):
+        if stat in ("count", "finite") or name not in id_values:
             continue
-        limit = float(NO_ID) if stat == "sum" else float(e.capacity)
+        limit = float(NO_ID) if stat == "sum" else float(capacity)
         bad = data[:, i] >= limit
         if bad.any():
             data[bad, i] = math.nan
@@ -62,18 +62,20 @@ def mask_placeholders(data: np.ndarray, cols: list[str], e: "Engine") -> list[st
     return hit
 
 
-def plan_panels(rec: Recorder, cols: list[str]) -> list[Panel]:
-    """Group the metric columns into panels (values, then metrics in their order)."""
+def plan_panels(values: list[str], cols: list[str], ids: set[str] = frozenset()) -> list[Panel]:
+    """Group the metric columns into panels: the exported `values` (columns `value.stat`), then metrics in order.
+    Values in `ids` (leader ids) get their min and max as lines: a band or a mean of ids means nothing."""
     panels: list[Panel] = []
     used: set[int] = set()
-    for name in rec.exports.values:
-        stats = {c.split(".", 1)[1]: i for i, c in enumerate(cols) if c.startswith(name + ".") and "." not in c[len(name) + 1:]}
+    for name in values:
+        stats = {c[len(name) + 1:]: i for i, c in enumerate(cols)
+                 if c.startswith(name + ".") and "." not in c[len(name) + 1:]}
         used |= set(stats.values())
         p = Panel(name)
-        if {"min", "max"} <= stats.keys():
+        if {"min", "max"} <= stats.keys() and name not in ids:
             p.band = (stats["min"], stats["max"])
         for s in ("mean", "std"):
-            if s in stats:
+            if s in stats and name not in ids:
                 p.lines.append((s, stats[s]))
         if p.band is None:
             p.lines += [(s, stats[s]) for s in ("min", "max") if s in stats]
@@ -131,15 +133,21 @@ def _fault_lines(axes: list[Any], e: "Engine") -> None:
 
 
 def timeseries_png(rec: Recorder, e: "Engine") -> bytes:
+    """The metrics over time as PNG bytes (see `timeseries_figure`)."""
+    return png_bytes(timeseries_figure(rec, e))
+
+
+def timeseries_figure(rec: Recorder, e: "Engine") -> Any:
     """The metrics over time: panels as planned by `plan_panels`, faults marked, what was left out named."""
     from matplotlib.figure import Figure
 
     cols = rec.columns or []
     data = np.array([[math.nan if v is None else float(v) for v in row] for row in rec.rows], dtype=np.float64)
     data = data.reshape(len(rec.rows), len(cols))
-    placeholders = mask_placeholders(data, cols, e)
+    ids = {name for name in rec.exports.values if _is_id_value(name, e)}
+    placeholders = mask_placeholders(data, cols, ids, e.capacity)
     t = data[:, 0]
-    panels = plan_panels(rec, cols)
+    panels = plan_panels(list(rec.exports.values), cols, ids)
     left_out = panels[MAX_PANELS:]
     panels = panels[:MAX_PANELS]
     top = 0.9 if e.faults_log else 0.55  # inches above the first panel: the title, and fault labels
@@ -161,7 +169,7 @@ def timeseries_png(rec: Recorder, e: "Engine") -> bytes:
         notes.append(f"{', '.join(placeholders)}: rows where a device had no leader yet (placeholder id) left out")
     if notes:
         fig.text(0.02, 0.08 / height, "\n".join(notes), fontsize=7, color="0.3", va="bottom", ha="left")
-    return png_bytes(fig)
+    return fig
 
 
 def _draw_panel(ax: Any, p: Panel, t: np.ndarray, data: np.ndarray) -> None:
@@ -198,6 +206,11 @@ def _draw_panel(ax: Any, p: Panel, t: np.ndarray, data: np.ndarray) -> None:
 
 
 def snapshot_png(captures: list[Capture], snap: Any, e: "Engine") -> bytes:
+    """The network at the captured times as PNG bytes (see `snapshot_figure`)."""
+    return png_bytes(snapshot_figure(captures, snap, e))
+
+
+def snapshot_figure(captures: list[Capture], snap: Any, e: "Engine") -> Any:
     """Panels of the network at the captured times: links, devices coloured by the value (outlined, so that pale
     colours show on white; ids with a categorical palette), region outlines."""
     from matplotlib.collections import LineCollection
@@ -270,7 +283,7 @@ def snapshot_png(captures: list[Capture], snap: Any, e: "Engine") -> bytes:
     what = snap.value or "region"
     key = "one colour per id, " if ids_valued else ""
     fig.suptitle(f"{e.scenario.name or 'scenario'}: {what} ({key}hollow: no value, x: crashed)", fontsize=10)
-    return png_bytes(fig)
+    return fig
 
 
 def _snapshot_values(c: Capture, ids_valued: bool) -> np.ndarray:

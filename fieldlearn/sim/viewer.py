@@ -25,7 +25,7 @@ from .animation import drawing_axes, drawn_limits
 from .colouring import NONE, Colouring
 from .frames import Recording
 
-MAX_BYTES = 48_000_000  # the whole page, plotly.js (about 4.7 MB) included
+MAX_BYTES = 50_000_000  # the whole page, plotly.js (about 4.7 MB) included
 PLOTLY_JS_BYTES = 4_900_000
 GL_DEVICES = 3000  # above this many devices, WebGL traces (SVG is too slow to animate)
 DIV_ID = "fieldlearn-viewer"
@@ -112,6 +112,7 @@ class Plan:
     frames: list[int]
     devices: np.ndarray | None
     links: bool
+    trails: bool
     note: str
 
 
@@ -133,42 +134,43 @@ def link_sets(rec: Recording) -> list[int]:
     return out
 
 
-def plan(rec: Recording, max_bytes: int = MAX_BYTES) -> Plan:
-    """Thin a recording to fit `max_bytes`: drop changing links first, then keep every k-th frame (at least 20),
-    then every k-th device; the note says what was left out."""
-    n = rec.capacity
-    k = len(rec.names)
-    frames = len(rec.frames)
-    per_device = k + 4 * k + (8 * (k + 2) if _moving(rec) else 0)  # colour codes, hover values, positions
+def plan(rec: Recording, max_bytes: int = MAX_BYTES, min_frames: int = 20, limit: int | None = None) -> Plan:
+    """Thin a recording to fit `max_bytes` (estimated): drop links that change too often, then the move trails,
+    then keep every k-th frame (at least `min_frames`), then every k-th device; the note says what was left out."""
+    n, k, count = rec.capacity, len(rec.names), len(rec.frames)
+    per_frame = n * (k + 4 * k + (8 * (k + 2) if _moving(rec) else 0))  # colour codes, hover values, positions
     sets = link_sets(rec)
     firsts = [sets.index(j) for j in range(sets[-1] + 1)]
     link_bytes = sum(len(rec.frames[i].links) for i in firsts) * 24  # 3 points x 2 coordinates x float32
+    trail_bytes = sum(int(rec.moved(i).sum()) for i in range(count)) * 24
     budget = (max_bytes - PLOTLY_JS_BYTES) / 1.37  # base64 and JSON overhead
-    base = n * 8 * (k + 2)  # the first frame, in the figure itself
-    notes = []
-    links = True
-    if base + frames * n * per_device + link_bytes > budget and len(firsts) > 1:
-        links = False
+    fixed = n * 8 * (k + 2)  # the first frame, in the figure itself
+    notes: list[str] = []
+    links = trails = True
+    if fixed + count * per_frame + link_bytes + trail_bytes > budget and len(firsts) > 1:
+        links, link_bytes = False, 0
         notes.append("links are not shown (they change too often to fit)")
-    elif link_bytes:
-        base += link_bytes
-    stride = max(1, math.ceil(frames * n * per_device / max(budget - base, 1)))
-    keep_frames = min(frames, 20)
-    if frames / stride < keep_frames:
-        stride = max(1, frames // keep_frames)
-    picked = list(range(0, frames, stride))
-    if picked[-1] != frames - 1:
-        picked.append(frames - 1)
+    if fixed + count * per_frame + link_bytes + trail_bytes > budget and trail_bytes:
+        trails, trail_bytes = False, 0
+        notes.append("moves are not traced")
+    if len(firsts) == 1:
+        fixed, link_bytes = fixed + link_bytes, 0
+    varying = count * per_frame + link_bytes + trail_bytes
+    stride = max(1, math.ceil(varying / max(budget - fixed, 1.0)))
+    stride = min(stride, max(1, count // min(count, min_frames)))
+    picked = list(range(0, count, stride))
+    if picked[-1] != count - 1:
+        picked.append(count - 1)
     devices = None
-    need = base + len(picked) * n * per_device
+    need = fixed + varying * len(picked) / count
     if need > budget:
         every = math.ceil(need / budget)
         devices = np.arange(0, n, every)
         notes.append(f"every {_nth(every)} device is shown ({len(devices):,} of {n:,})")
     if stride > 1:
-        notes.insert(0, f"every {_nth(stride)} recorded frame is shown ({len(picked)} of {frames})")
-    note = ("To stay under {:.0f} MB: ".format(max_bytes / 1e6) + "; ".join(notes) + ".") if notes else ""
-    return Plan(picked, devices, links, note)
+        notes.insert(0, f"every {_nth(stride)} recorded frame is shown ({len(picked)} of {count})")
+    note = f"To stay under {(limit or max_bytes) / 1e6:.0f} MB: " + "; ".join(notes) + "." if notes else ""
+    return Plan(picked, devices, links, trails, note)
 
 
 def _nth(k: int) -> str:
@@ -254,7 +256,7 @@ class _Builder:
                 out[f"links:{j}"] = {"visible": self.sets[i] == j}
         wx, wy = _polylines([np.column_stack([self.gx(w[:, 0]), self.gy(w[:, 1])]) for w in f.walls])
         out["walls"] = {"x": typed(wx), "y": typed(wy)}
-        moved = rec.moved(i)
+        moved = rec.moved(i) if self.plan.trails else np.zeros(rec.capacity, dtype=bool)
         if moved.any():
             before = rec.frames[i - 1].positions[moved]
             pts = np.vstack([np.column_stack([self.gx(before[:, 0]), self.gy(before[:, 1])]), xy[moved]])
@@ -310,12 +312,14 @@ class _Builder:
                                      "marker": marker, "hoverinfo": "skip", "showlegend": False, "name": v,
                                      "visible": v == self.color})
         self.add("crashed", {"type": "scatter", "mode": "markers", "name": "crashed", "showlegend": False,
-                             "marker": {"symbol": "x-thin", "size": self.size, "line": {"color": "#7f7f7f", "width": 1.5}},
+                             "marker": {"symbol": "x-thin", "size": self.size,
+                                        "line": {"color": "#7f7f7f", "width": 1.5}},
                              "hoverinfo": "skip", **first["crashed"]})
         ids = np.arange(rec.capacity)
         lines = "".join(f"<br>{v}: %{{customdata[{j}]:.4~g}}" for j, v in enumerate(self.names))
         self.add("hover", {"type": scatter, "mode": "markers", "name": "devices", "x": typed(xy0[:, 0]),
-                           "y": typed(xy0[:, 1]), "text": [str(i) for i in ids], "customdata": first["hover"]["customdata"],
+                           "y": typed(xy0[:, 1]), "text": [str(i) for i in ids],
+                           "customdata": first["hover"]["customdata"],
                            "marker": {"size": self.size + 2, "color": "rgba(0,0,0,0)"}, "showlegend": False,
                            "hovertemplate": "device %{text}" + lines + "<extra></extra>"})
         self.add("faults", {"type": "scatter", "mode": "text", "x": [x0], "y": [y1], "text": first["faults"]["text"],
@@ -379,7 +383,8 @@ class _Builder:
             menus.append({"type": "dropdown", "x": 0.0, "y": 1.0, "xanchor": "left", "yanchor": "bottom",
                           "active": self.names.index(self.color) if self.color in self.names else 0,
                           "buttons": colour_buttons, "pad": {"b": 4}, "name": "colour"})
-        title = f"<b>{html.escape(self.title)}</b>" + (f"<br><span style='font-size:11px'>{note}</span>" if note else "")
+        small = f"<br><span style='font-size:11px'>{note}</span>" if note else ""
+        title = f"<b>{html.escape(self.title)}</b>{small}"
         layout: dict[str, Any] = {
             "title": {"text": title, "x": 0.5, "xanchor": "center", "yref": "container", "y": 1.0, "yanchor": "top",
                       "pad": {"t": 12}},
@@ -457,13 +462,13 @@ gd.on('plotly_hover', function (ev) {
 
 def viewer_figure(rec: Recording, metrics: MetricSeries | None = None, color: str | None = None,
                   cmap: str = "viridis", fps: float = 8.0, title: str | None = None,
-                  max_bytes: int = MAX_BYTES) -> dict[str, Any]:
+                  max_bytes: int = MAX_BYTES, limit: int | None = None) -> dict[str, Any]:
     """The plotly figure (a dict: data, layout, frames) of the viewer."""
     if not rec.frames:
         raise ValueError("the recording holds no frame")
     if color is not None and color not in rec.categorical:
         raise KeyError(f"color {color!r}: not a recorded value (recorded: {', '.join(rec.names) or 'none'})")
-    return _Builder(rec, metrics, color, cmap, fps, title, plan(rec, max_bytes)).build()
+    return _Builder(rec, metrics, color, cmap, fps, title, plan(rec, max_bytes, limit=limit)).build()
 
 
 def viewer_html(rec: Recording, metrics: MetricSeries | None = None, color: str | None = None,
@@ -471,10 +476,16 @@ def viewer_html(rec: Recording, metrics: MetricSeries | None = None, color: str 
     """The viewer as one self-contained HTML page (plotly.js embedded)."""
     import plotly.io as pio
 
-    fig = viewer_figure(rec, metrics, color, cmap, fps, title, max_bytes)
-    return pio.to_html(fig, include_plotlyjs=True, full_html=True, auto_play=False, validate=False, div_id=DIV_ID,
-                       post_script=_HOVER_JS if metrics is not None else None,
-                       config={"displaylogo": False, "responsive": True}, default_height="100%")
+    target = max_bytes
+    for _ in range(4):  # the plan estimates sizes; check the page and thin more if it came out too large
+        fig = viewer_figure(rec, metrics, color, cmap, fps, title, target, limit=max_bytes)
+        page = pio.to_html(fig, include_plotlyjs=True, full_html=True, auto_play=False, validate=False,
+                           div_id=DIV_ID, post_script=_HOVER_JS if metrics is not None else None,
+                           config={"displaylogo": False, "responsive": True}, default_height="100%")
+        if len(page) <= max_bytes:
+            break
+        target = int(PLOTLY_JS_BYTES + (target - PLOTLY_JS_BYTES) * 0.9 * max_bytes / len(page))
+    return page
 
 
 def write_viewer(path: str | Path, rec: Recording, metrics: MetricSeries | None = None, **kw: Any) -> Path:

@@ -62,7 +62,9 @@ class Watch:
                 return self.recordings[_spec_every(spec, self.scenario)]
         return None
 
-    def _colour(self, spec: Any, rec: Recording, where: str) -> str | None:
+    def colour_of(self, spec: Any, rec: Recording, where: str) -> str | None:
+        """The value `spec` (exports.animation or exports.viewer) colours by: its `color` when recorded (else a
+        warning and the default), by default the first exported value, else the first recorded one."""
         wanted = getattr(spec, "color", None)
         if wanted is not None and wanted not in rec.categorical:
             default = rec.default_value(self.scenario.exports.values)
@@ -91,7 +93,7 @@ class Watch:
         spec = self.animation
         rec = self.recordings[_spec_every(spec, self.scenario)]
         try:
-            anim = Animation(rec, color=self._colour(spec, rec, "exports.animation"))
+            anim = Animation(rec, color=self.colour_of(spec, rec, "exports.animation"))
             if spec.format == "mp4":
                 try:
                     anim.save(out / "run.mp4", "mp4")
@@ -110,7 +112,7 @@ class Watch:
         rec = self.recordings[_spec_every(self.viewer, self.scenario)]
         try:
             write_viewer(out / "viewer.html", rec, metrics_of(result),
-                         color=self._colour(self.viewer, rec, "exports.viewer"))
+                         color=self.colour_of(self.viewer, rec, "exports.viewer"))
             return True
         except ImportError as exc:
             warnings.warn(f"viewer.html not written: it needs plotly (pip install plotly): {exc}", DrawingWarning,
@@ -128,8 +130,7 @@ def _list_in_summary(out: Path, names: list[str]) -> None:
     if not path.is_file():
         return
     summary = json.loads(path.read_text())
-    files = [f for f in summary.get("files", []) if f != "summary.json" and f not in names]
-    summary["files"] = files + names + ["summary.json"]
+    summary["files"] = [f for f in summary.get("files", []) if f not in names] + names
     write_atomic(path, json.dumps(summary, indent=2, sort_keys=False) + "\n")
 
 
