@@ -98,7 +98,7 @@ class _Rows:
     @classmethod
     def make(cls, aspect: float, metrics: bool) -> "_Rows":
         map_px = int(min(max(900 * 0.9 * aspect, 220), 560))
-        ticks_px, controls_px, metrics_px = 30, 95, (230 if metrics else 0)
+        ticks_px, controls_px, metrics_px = 30, 125, (230 if metrics else 0)
         plot = map_px + ticks_px + controls_px + metrics_px
         return cls(plot + 110 + (60 if metrics else 20), ((metrics_px + controls_px + ticks_px) / plot, 1.0),
                    (metrics_px + controls_px) / plot, (0.0, metrics_px / plot) if metrics else None)

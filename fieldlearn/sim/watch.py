@@ -22,6 +22,11 @@ class DrawingWarning(UserWarning):
     """An animation or viewer could not be written; the data results are complete."""
 
 
+def _warn(message: str) -> None:
+    """A DrawingWarning that prints as one line (`fieldlearn.sim: DrawingWarning: ...`), without a source line."""
+    warnings.warn_explicit(message, DrawingWarning, "fieldlearn.sim", 0, module="fieldlearn.sim.watch")
+
+
 def default_every(scenario: Any) -> float:
     """About TARGET_FRAMES frames over the run, a whole number of periods apart."""
     period = scenario.period
@@ -68,8 +73,8 @@ class Watch:
         wanted = getattr(spec, "color", None)
         if wanted is not None and wanted not in rec.categorical:
             default = rec.default_value(self.scenario.exports.values)
-            warnings.warn(f"{where}.color: {wanted!r} is not a recorded value (recorded: {', '.join(rec.names)}); "
-                          f"colouring by {default!r} instead", DrawingWarning, stacklevel=3)
+            _warn(f"{where}.color: {wanted!r} is not a recorded value (recorded: {', '.join(rec.names)}); "
+                          f"colouring by {default!r} instead")
             return default
         return wanted if wanted is not None else rec.default_value(self.scenario.exports.values)
 
@@ -99,11 +104,11 @@ class Watch:
                     anim.save(out / "run.mp4", "mp4")
                     return "run.mp4"
                 except FFmpegMissing as exc:
-                    warnings.warn(f"run.mp4 not written: {exc}; wrote run.gif instead", DrawingWarning, stacklevel=3)
+                    _warn(f"run.mp4 not written: {exc}; wrote run.gif instead")
             anim.save(out / "run.gif", "gif")
             return "run.gif"
         except Exception as exc:  # drawing must never lose a finished run
-            warnings.warn(f"the animation was not written: {type(exc).__name__}: {exc}", DrawingWarning, stacklevel=3)
+            _warn(f"the animation was not written: {type(exc).__name__}: {exc}")
             return None
 
     def _write_viewer(self, out: Path, result: "Result") -> bool:
@@ -115,10 +120,9 @@ class Watch:
                          color=self.colour_of(self.viewer, rec, "exports.viewer"))
             return True
         except ImportError as exc:
-            warnings.warn(f"viewer.html not written: it needs plotly (pip install plotly): {exc}", DrawingWarning,
-                          stacklevel=3)
+            _warn(f"viewer.html not written: it needs plotly (pip install plotly): {exc}")
         except Exception as exc:  # drawing must never lose a finished run
-            warnings.warn(f"viewer.html not written: {type(exc).__name__}: {exc}", DrawingWarning, stacklevel=3)
+            _warn(f"viewer.html not written: {type(exc).__name__}: {exc}")
         return False
 
 
