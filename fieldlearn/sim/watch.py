@@ -74,7 +74,7 @@ class Watch:
         if wanted is not None and wanted not in rec.categorical:
             default = rec.default_value(self.scenario.exports.values)
             _warn(f"{where}.color: {wanted!r} is not a recorded value (recorded: {', '.join(rec.names)}); "
-                          f"colouring by {default!r} instead")
+                  f"colouring by {default!r} instead")
             return default
         return wanted if wanted is not None else rec.default_value(self.scenario.exports.values)
 
