@@ -320,7 +320,8 @@ class _Builder:
         self.add("hover", {"type": scatter, "mode": "markers", "name": "devices", "x": typed(xy0[:, 0]),
                            "y": typed(xy0[:, 1]), "text": [str(i) for i in ids],
                            "customdata": first["hover"]["customdata"],
-                           "marker": {"size": self.size + 2, "color": "rgba(0,0,0,0)"}, "showlegend": False,
+                           "marker": {"size": self.size + 2, "color": "rgba(0,0,0,0)" if self.names else "#1f77b4"},
+                           "showlegend": False,
                            "hovertemplate": "device %{text}" + lines + "<extra></extra>"})
         self.add("faults", {"type": "scatter", "mode": "text", "x": [x0], "y": [y1], "text": first["faults"]["text"],
                             "textposition": "bottom right", "textfont": {"color": "#d62728", "size": 12},
@@ -369,16 +370,16 @@ class _Builder:
                   "args": [[None], {"frame": {"duration": 0, "redraw": redraw}, "mode": "immediate",
                                     "transition": {"duration": 0}}]},
              ]},
-            {"type": "buttons", "direction": "left", "x": 0.9, "y": 1.0, "xanchor": "right", "yanchor": "bottom",
-             "showactive": True, "active": 0, "pad": {"b": 4},
-             "buttons": [
-                 {"label": "links", "method": "restyle", "args": [{"line.width": 0}, links],
-                  "args2": [{"line.width": LINK_WIDTH}, links]},
-                 {"label": "regions", "method": "restyle",
-                  "args": [{"visible": False}, [self.index["regions"], self.index["region names"]]],
-                  "args2": [{"visible": True}, [self.index["regions"], self.index["region names"]]]},
-             ]},
         ]
+        # one menu per toggle, its button active (highlighted) while the layer shows: a click on an active button
+        # runs args2 (hide), on an inactive one args (show)
+        regions = [self.index["regions"], self.index["region names"]]
+        for x, label, shown, hidden, traces in ((0.82, "links", {"line.width": LINK_WIDTH}, {"line.width": 0}, links),
+                                                (0.9, "regions", {"visible": True}, {"visible": False}, regions)):
+            menus.append({"type": "buttons", "x": x, "y": 1.0, "xanchor": "right", "yanchor": "bottom",
+                          "showactive": True, "active": 0, "pad": {"b": 4}, "name": label,
+                          "buttons": [{"label": label, "method": "restyle", "args": [shown, traces],
+                                       "args2": [hidden, traces]}]})
         if colour_buttons:
             menus.append({"type": "dropdown", "x": 0.0, "y": 1.0, "xanchor": "left", "yanchor": "bottom",
                           "active": self.names.index(self.color) if self.color in self.names else 0,

@@ -16,6 +16,7 @@ from matplotlib.colors import to_rgb
 
 from fieldlearn.calculus.network import radius_graph
 from fieldlearn.sim import load_scenario, parse_scenario, run_scenario
+from fieldlearn.sim.colouring import PALETTE
 from fieldlearn.sim.frames import Frame, Recording
 from fieldlearn.sim.viewer import MAX_BYTES, MetricSeries, Viewer, plan, viewer_figure, viewer_html
 from fieldlearn.sim.watch import metrics_of
@@ -118,6 +119,15 @@ def test_a_run_too_big_even_for_twenty_frames_shows_every_kth_device():
     assert p.devices is not None and "device is shown" in p.note and len(p.frames) >= 20
 
 
+def test_without_any_value_the_devices_are_still_drawn():
+    one = np.ones(3, bool)
+    rec = Recording("bare", 3, [Frame(0.0, np.zeros((3, 2), np.float32), one, one, np.zeros((0, 2), np.int32), {}, 0)])
+    fig = viewer_figure(rec)
+    _, hover = trace_of(fig, "devices")
+    assert hover["marker"]["color"] == "#1f77b4" and hover["hovertemplate"] == "device %{text}<extra></extra>"
+    assert not any(m.get("name") == "colour" for m in fig["layout"]["updatemenus"])
+
+
 def test_the_notebook_viewer_is_an_iframe_of_the_page(faulty):
     v = Viewer(faulty[0].frames)
     html = v._repr_html_()
@@ -183,6 +193,19 @@ def _hover(driver, uid: str, k: int) -> str:
     return driver.find_element(By.CSS_SELECTOR, ".hoverlayer").text
 
 
+def _click_menu(driver, label: str) -> None:
+    """Click the menu button (or dropdown header) showing `label`."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    for css in (".updatemenu-button", ".updatemenu-dropdown-button", ".updatemenu-header"):
+        for e in driver.find_elements("css selector", css):
+            if e.text.replace("\u25bc", "").strip() == label:
+                ActionChains(driver).move_to_element(e.find_element("css selector", "rect")).click().perform()
+                time.sleep(0.5)
+                return
+    raise AssertionError(f"no menu button {label!r}")
+
+
 def _fill(driver, uid: str, k: int) -> tuple[float, float, float]:
     from selenium.webdriver.common.by import By
 
@@ -203,26 +226,49 @@ def test_in_a_browser_the_slider_hover_and_colours_show_the_runs_export(browser,
     result, out = faulty
     rec = result.frames
     fig = viewer_figure(rec)
-    hover_uid = trace_of(fig, "devices")[1]["uid"]
-    colour_uid = trace_of(fig, "gradient")[1]["uid"]
-    crashed_uid = trace_of(fig, "crashed")[1]["uid"]
+    uid = {name: trace_of(fig, name)[1]["uid"] for name in ("devices", "gradient", "source", "crashed")}
     page = out / "viewer.html"
     assert page.is_file()
     _open(browser, page)
-    k = rec.times.tolist().index(9.0)  # devices 3 and 4 are down at t = 9
+    # links off and on again
+    link_uids = [t["uid"] for t in fig["data"] if t.get("name") == "links"]
+    shown = [u for u in link_uids if browser.find_elements("css selector", f".trace{u} path.js-line")]
+    assert len(shown) == 1
+
+    def width() -> str:
+        return browser.find_element("css selector", f".trace{shown[0]} path.js-line").value_of_css_property(
+            "stroke-width")
+
+    assert width() == "0.7px"
+    _click_menu(browser, "links")
+    assert width() == "0px"
+    _click_menu(browser, "links")
+    assert width() == "0.7px"
+    # colour by the source sensor (device 0 is the source), then by the gradient again
+    _click_menu(browser, "gradient")  # opens the colour menu
+    _click_menu(browser, "source")
+    assert not browser.find_elements("css selector", f".trace{uid['gradient']} path.point")
+    assert np.allclose(_fill(browser, uid["source"], 0), to_rgb(PALETTE[1]), atol=2 / 255)
+    assert np.allclose(_fill(browser, uid["source"], 1), to_rgb(PALETTE[0]), atol=2 / 255)
+    _click_menu(browser, "source")
+    _click_menu(browser, "gradient")
+    assert not browser.find_elements("css selector", f".trace{uid['source']} path.point")
+    # the slider to t = 9 (devices 3 and 4 are down), then hover devices: their values and colours are the export's
+    k = rec.times.tolist().index(9.0)
     assert _slide_to(browser, k) == "t = 9"
     export = devices_csv(out / "devices.csv")
     c = rec.colouring("gradient")
     table = c.colours()
     for point in (0, 7, 15):
-        text = _hover(browser, hover_uid, point)
+        text = _hover(browser, uid["devices"], point)
         device = int(re.search(r"device (\d+)", text).group(1))
-        shown = float(re.search(r"gradient: ([-\d.e+]+)", text).group(1))
+        shown_value = float(re.search(r"gradient: ([-\d.e+]+)", text).group(1))
         want = export[(9.0, device)]["gradient"]
-        assert shown == float(f"{want:.4g}"), (text, want)
-        assert np.allclose(_fill(browser, colour_uid, point), to_rgb(table[c.codes(np.array([want]))[0]]), atol=2 / 255)
+        assert shown_value == float(f"{want:.4g}"), (text, want)
+        colour = to_rgb(table[c.codes(np.array([want]))[0]])
+        assert np.allclose(_fill(browser, uid["gradient"], point), colour, atol=2 / 255)
     # the points are the alive devices in id order, without the two crashed ones: the 15th is device 17
-    assert device == 17 and len(browser.find_elements("css selector", f".trace{crashed_uid} path.point")) == 2
+    assert device == 17 and len(browser.find_elements("css selector", f".trace{uid['crashed']} path.point")) == 2
     _not_blank(browser.get_screenshot_as_png())
 
 
