@@ -112,3 +112,10 @@ def test_result_repr_is_short_and_show_gives_inline_viewer_or_animation():
     assert isinstance(a, Animation) and a.color == "gradient"
     with pytest.raises(ValueError, match="viewer.*animation"):
         result.show("movie")
+
+
+def test_same_scenario_gives_byte_identical_animation_and_viewer(tmp_path):
+    for k in range(2):
+        run_scenario(parse_scenario(scenario(animation={"every": 5}, viewer={"every": 5})), tmp_path / str(k))
+    for name in ("run.gif", "viewer.html", "summary.json"):
+        assert (tmp_path / "0" / name).read_bytes() == (tmp_path / "1" / name).read_bytes(), name
