@@ -205,3 +205,57 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# ==================================================================================================================
+# Frame recording overhead (issue 14: fieldlearn.sim.frames, for animations and the viewer). A separate section:
+# the rows above are maintained elsewhere. `python benchmarks/simulator.py` prints it after the table above (same
+# --devices, --rounds, --repeats); alone:
+#     python -c "import sys; sys.path[:0] = ['benchmarks']; import simulator; simulator.print_frames_overhead(10000, 200, 3)"
+# The same engine run without a recorder, and with one recording every 10th / every round (static and
+# one-third-touring devices); "cost" is the wall time over the run without recording (the goal: every 10th round
+# costs at most 1.2x). Rounds between recorded ones do no extra work: the recorder is a probe at its own times.
+# ==================================================================================================================
+def frames_overhead(n: int, rounds: int, repeats: int) -> list[tuple[str, str, float, int]]:
+    """(configuration, recording, seconds, frames) rows, best of `repeats`, taken round-robin."""
+    from fieldlearn.sim.frames import FrameRecorder
+
+    side = math.sqrt(n)
+    radius = math.sqrt(10.0 / math.pi)
+    tour = {"kind": "tour", "stops": ["west", "east"], "dwell": 30, "start": "spread"}
+    configs = [("static", scenario(n, rounds, side, radius, None, None)),
+               ("1/3 touring, dwell 30", scenario(n, rounds, side, radius, tour, 2.0, 1 / 3))]
+    recordings = [("none", None), ("every 10th round", 10.0), ("every round", 1.0)]
+    best: dict[tuple[str, str], tuple[float, int]] = {}
+    for _ in range(repeats):
+        for label, data in configs:
+            for what, every in recordings:
+                e = Engine(resolve_scenario(data), program)
+                rec = FrameRecorder(e, every) if every is not None else None
+                t = time.perf_counter()
+                e.run()
+                frames = len(rec.finish(e).frames) if rec is not None else 0
+                dt = time.perf_counter() - t
+                key = (label, what)
+                if key not in best or dt < best[key][0]:
+                    best[key] = (dt, frames)
+    return [(label, what, *best[(label, what)]) for label, _ in configs for what, _ in recordings]
+
+
+def print_frames_overhead(n: int, rounds: int, repeats: int) -> None:
+    rows = frames_overhead(n, rounds, repeats)
+    print(f"\nframe recording, {n} devices, {rounds} synchronous rounds, gradient, best of {repeats}:\n")
+    print(f"| {'configuration':24} | {'recording':18} | {'frames':>6} | {'seconds':>8} | {'cost':>5} |")
+    print(f"|{'-' * 26}|{'-' * 20}|{'-' * 8}|{'-' * 10}|{'-' * 7}|")
+    base = {label: dt for label, what, dt, _ in rows if what == "none"}
+    for label, what, dt, frames in rows:
+        print(f"| {label:24} | {what:18} | {frames:6} | {dt:8.3f} | {dt / base[label]:5.2f} |")
+
+
+if __name__ == "__main__":
+    _ap = argparse.ArgumentParser(add_help=False)
+    _ap.add_argument("--devices", type=int, default=10_000)
+    _ap.add_argument("--rounds", type=int, default=60)
+    _ap.add_argument("--repeats", type=int, default=3)
+    _known, _ = _ap.parse_known_args()
+    print_frames_overhead(_known.devices, max(_known.rounds, 100), _known.repeats)

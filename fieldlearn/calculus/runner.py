@@ -49,6 +49,16 @@ class Trace:
     _latest: list[np.ndarray] | None = None
     _treedef: Any = None
 
+    def __repr__(self) -> str:
+        """Compact: devices, rounds and a summary of the last result (the full history can be megabytes)."""
+        if not self.history:
+            return f"Trace({self.n_devices} devices, no round yet)"
+        last = self.history[-1]
+        named = list(last.items()) if isinstance(last, dict) else [("", last)]
+        parts = [(f"{k}: " if k != "" else "") + _summary(v) for k, v in named[:4]]
+        more = f", ... ({len(named)} values)" if len(named) > 4 else ""
+        return f"Trace({self.n_devices} devices, {self.rounds} rounds, last: {', '.join(parts)}{more})"
+
     @property
     def last(self) -> Any:
         """Each device's result in its latest round (nested like the program's result), as numpy arrays."""
@@ -82,6 +92,20 @@ class Trace:
 
     def snapshot(self) -> None:
         self.history.append(tree_unflatten(self._treedef, [s.copy() for s in self._latest]))
+
+
+def _summary(value: Any) -> str:
+    """`float64[400] 0..26.9` for an array (its range over finite values); nested values by their leaves."""
+    leaves, _ = tree_flatten(value)
+    out = []
+    for x in leaves[:3]:
+        x = np.asarray(x)
+        rng = ""
+        if x.size and x.dtype.kind in "biuf":
+            ok = x[np.isfinite(x)] if x.dtype.kind == "f" else x
+            rng = f" {ok.min():.4g}..{ok.max():.4g}" if ok.size else " (none finite)"
+        out.append(f"{x.dtype}{list(x.shape)}{rng}")
+    return ("(" + ", ".join(out) + (", ...)" if len(leaves) > 3 else ")")) if len(leaves) > 1 else out[0]
 
 
 def run(

@@ -6,6 +6,7 @@
 A scenario is a file or the name of a shipped one (`python -m fieldlearn.sim --list`); see fieldlearn/sim/README.md
 for the way a scenario takes through the simulator.
 """
+from .animation import animate
 from .engine import Engine, SimulationError
 from .errors import ScenarioError
 from .loader import LoadedScenario, load_scenario, resolve_scenario
@@ -17,6 +18,7 @@ from .simulate import OutputExists, Result, default_out_dir, run_scenario
 __all__ = [
     "Engine",
     "LoadedScenario",
+    "animate",
     "OutputExists",
     "Result",
     "Scenario",

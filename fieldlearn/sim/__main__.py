@@ -33,7 +33,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where rounds run (default cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     p.add_argument("--force", action="store_true", help="replace the previous results in a non-empty --out folder")
+    p.add_argument("--animate", nargs="?", const="gif", choices=["gif", "mp4"],
+                   help="also write run.gif (or run.mp4, which needs ffmpeg): sets exports.animation.format")
+    p.add_argument("--viewer", action="store_true", help="also write viewer.html, an interactive page of the run "
+                                                         "that opens offline in a browser: sets exports.viewer")
     return p
+
+
+def _asks_viewer(overrides: list[str]) -> bool:
+    """Whether a --set already configures exports.viewer (then --viewer must not replace it with `true`)."""
+    return any(o.split("=", 1)[0].strip().startswith("exports.viewer") for o in overrides)
 
 
 def _fail(code: int, message: str) -> int:
@@ -55,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     from .simulate import default_out_dir, run_scenario
 
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
+    overrides += ([f"exports.animation.format={args.animate}"] if args.animate else []) + (
+        ["exports.viewer=true"] if args.viewer and not _asks_viewer(args.overrides) else [])
     try:
         scenario = load_scenario(args.scenario, overrides)
         out = Path(args.out) if args.out else default_out_dir(scenario)
@@ -132,7 +143,7 @@ def _print_summary(result: Any) -> None:
     rounds = s.end_time / s.period
     rate = rounds / result.wall_seconds if result.wall_seconds > 0 else float("inf")
     print(f"{s.name}: {e.capacity} devices, {rounds:g} rounds (t = {s.end_time:g}) in {result.wall_seconds:.2f} s "
-          f"({rate:,.0f} rounds/s, {e.device_rounds / max(result.wall_seconds, 1e-9):,.0f} device-rounds/s)")
+          f"({_rate(rate)} rounds/s, {_rate(e.device_rounds / max(result.wall_seconds, 1e-9))} device-rounds/s)")
     if e.faults_log:
         print("faults: " + ", ".join(f"{f.kind}@{f.time:g}({f.count})" for f in e.faults_log))
     final = {k: v for k, v in result.final.items() if k != "time"}
@@ -140,6 +151,11 @@ def _print_summary(result: Any) -> None:
         print("final: " + ", ".join(f"{k}={_short(v)}" for k, v in final.items()))
     if result.out is not None:
         print(f"results in {result.out}/: " + ", ".join(result.files))
+
+
+def _rate(x: float) -> str:
+    """A rate with three significant digits below 100 (a Fashion run does 0.4 rounds/s, not 0)."""
+    return f"{x:,.0f}" if x >= 100 or not math.isfinite(x) else f"{x:.3g}"
 
 
 def _short(v: Any) -> str:

@@ -458,6 +458,22 @@ class Figures(Model):
     snapshots: list[Snapshot] = []
 
 
+class AnimationSpec(Model):
+    """`exports.animation`: run.gif (or run.mp4, needs ffmpeg) of frames every `every` time units (default: about
+    100 frames), devices coloured by `color` (default: the first exported value)."""
+
+    every: PosFloat | None = None
+    color: str | None = None
+    format: Literal["gif", "mp4"] = "gif"
+
+
+class ViewerSpec(Model):
+    """`exports.viewer`: viewer.html, an interactive page of frames every `every` time units (`true`: defaults)."""
+
+    every: PosFloat | None = None
+    color: str | None = None
+
+
 class Exports(Model):
     """What is written: values summarised per row (CSV), per-device values, metrics, the JSON summary, figures."""
 
@@ -474,6 +490,8 @@ class Exports(Model):
     csv: bool = True
     summary: bool = True
     figures: Figures = Field(default_factory=Figures)
+    animation: AnimationSpec | None = None
+    viewer: Union[bool, ViewerSpec] = False
 
 
 # ------------------------------------------------------------------------------------------------- scenario

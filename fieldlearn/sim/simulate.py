@@ -13,6 +13,7 @@ from .engine import Engine
 from .errors import ScenarioError
 from .export import Recorder, write_results
 from .loader import LoadedScenario
+from .watch import Watch
 
 
 class OutputExists(ScenarioError):
@@ -32,6 +33,18 @@ class Result:
     out: Path | None = None
     files: list[str] = field(default_factory=list)
     wall_seconds: float = 0.0
+    frames: Any = None  # the frames recorded for exports.animation / exports.viewer (fieldlearn.sim.frames.Recording)
+
+    def __repr__(self) -> str:
+        from .watch import result_repr
+
+        return result_repr(self)
+
+    def show(self, kind: str = "viewer", color: str | None = None) -> Any:
+        """In a notebook: the run's interactive viewer (or `kind="animation"`), shown inline."""
+        from .watch import show
+
+        return show(self, kind, color)
 
     def column(self, name: str) -> np.ndarray:
         """One CSV column over the rows, as floats."""
@@ -98,15 +111,21 @@ def run_scenario(
         prepare_out_dir(out_path, force)
     engine = Engine(scenario, program, device=device)
     recorder = Recorder(engine)
+    watch = Watch(engine)  # frames for exports.animation / exports.viewer (records nothing unless asked)
     started = _time.perf_counter()
     engine.run(progress=progress)
     recorder.finish(engine)
+    watch.finish(engine)
     wall = _time.perf_counter() - started
     summary = make_summary(scenario, engine, recorder)
     files: list[str] = []
     if out_path is not None:
         files = write_results(out_path, recorder, summary, scenario.to_yaml())
-    return Result(scenario, engine, recorder.columns or [], recorder.rows, recorder.final, summary, out_path, files, wall)
+    result = Result(scenario, engine, recorder.columns or [], recorder.rows, recorder.final, summary, out_path, files,
+                    wall, watch.recording)
+    if out_path is not None:  # drawn after the data results are complete; a failure to draw is only a warning
+        result.files += watch.write(out_path, result)
+    return result
 
 
 def make_summary(loaded: LoadedScenario, e: Engine, rec: Recorder) -> dict[str, Any]:

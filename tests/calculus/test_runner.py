@@ -59,3 +59,12 @@ def test_a_continued_run_runs_the_program_it_is_given():
     net = Network.from_edges(2, [(0, 1)])
     trace = run(lambda: mid() * 1, net, rounds=1)
     np.testing.assert_array_equal(run(lambda: constant(42), net, rounds=1, vm=trace.vm).last, [42, 42])
+
+
+def test_trace_repr_is_compact_whatever_the_history():
+    net = Network.grid(30, 30)
+    net.sensors["source"] = net.ids == 0
+    prog = lambda: {"g": share(float("inf"), lambda d: mux(sense("source"), 0.0, (d + 1.0).min())), "s": sense("source")}
+    trace = run(prog, net, rounds=40)
+    assert repr(trace) == "Trace(900 devices, 40 rounds, last: g: float64[900] 0..29, s: bool[900] 0..1)"
+    assert repr(run(prog, net, rounds=0)) == "Trace(900 devices, no round yet)"

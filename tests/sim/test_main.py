@@ -128,3 +128,9 @@ def test_device_cuda_without_gpu_is_bad_input(tmp_path, capsys):
         pytest.skip("a GPU is present")
     assert main([str(REPO / "scenarios" / "grid.yaml"), "--device", "cuda", "--out", str(tmp_path / "o"), "--quiet"]) == 2
     assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_slow_runs_print_their_rate_with_three_digits():
+    from fieldlearn.sim.__main__ import _rate
+
+    assert [_rate(x) for x in (0.4, 0.04567, 19.26, 100.4, 14_800_000.0)] == ["0.4", "0.0457", "19.3", "100", "14,800,000"]
