@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 import textwrap
 import time
@@ -148,9 +149,40 @@ def _print_summary(result: Any) -> None:
         print("faults: " + ", ".join(f"{f.kind}@{f.time:g}({f.count})" for f in e.faults_log))
     final = {k: v for k, v in result.final.items() if k != "time"}
     if final:
-        print("final: " + ", ".join(f"{k}={_short(v)}" for k, v in final.items()))
+        print(f"final (t = {s.end_time:g}):")
+        for line in summary_lines(final):
+            print("  " + line)
     if result.out is not None:
         print(f"results in {result.out}/: " + ", ".join(result.files))
+
+
+PER_DEVICE = re.compile(r"(^|\.)d\d+(\.|$)")
+ITEMS_PER_LINE = 6
+
+
+def summary_lines(final: dict[str, Any]) -> list[str]:
+    """The final values as a short table: one line per value or per group of `name.key` columns (at most a few
+    keys each), per-device columns (`name.d<id>...`) counted, not shown (they are in the CSV)."""
+    groups: dict[str, list[tuple[str, Any]]] = {}
+    per_device: dict[str, int] = {}
+    for key, value in final.items():
+        head, _, rest = key.partition(".")
+        if PER_DEVICE.search(rest):
+            per_device[head] = per_device.get(head, 0) + 1
+            continue
+        groups.setdefault(head, []).append((rest, value))
+    width = max((len(k) for k in groups), default=0)
+    lines = []
+    for head, items in groups.items():
+        if len(items) == 1 and items[0][0] == "":
+            text = _short(items[0][1])
+        else:
+            shown = [f"{k} {_short(v)}" for k, v in items[:ITEMS_PER_LINE]]
+            more = len(items) - ITEMS_PER_LINE
+            text = "  ".join(shown) + (f"  (+{more} more in the CSV)" if more > 0 else "")
+        lines.append(f"{head:<{width}}  {text}")
+    lines += [f"({name}: {count} per-device columns in the CSV)" for name, count in per_device.items()]
+    return lines
 
 
 def _rate(x: float) -> str:

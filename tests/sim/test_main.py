@@ -134,3 +134,16 @@ def test_slow_runs_print_their_rate_with_three_digits():
     from fieldlearn.sim.__main__ import _rate
 
     assert [_rate(x) for x in (0.4, 0.04567, 19.26, 100.4, 14_800_000.0)] == ["0.4", "0.0457", "19.3", "100", "14,800,000"]
+
+
+def test_the_final_summary_is_a_short_table_without_per_device_columns():
+    from fieldlearn.sim.__main__ import summary_lines
+
+    final = {"cacc": 3.2, "dwell.mean": 8.5, "dwell.max": 10, **{f"accuracy.d{d}.area{a}": 0.5 for d in range(16)
+                                                                for a in range(4)},
+             **{f"area_own.area{a}": 0.9 for a in range(8)}}
+    lines = summary_lines(final)
+    assert lines == ["cacc      3.2", "dwell     mean 8.5  max 10",
+                     "area_own  area0 0.9  area1 0.9  area2 0.9  area3 0.9  area4 0.9  area5 0.9  (+2 more in the CSV)",
+                     "(accuracy: 64 per-device columns in the CSV)"]
+    assert max(len(line) for line in lines) < 120
