@@ -104,7 +104,7 @@ def scenario(n: int, rounds: int, side: float, radius: float, mobility: dict | N
 
 def simulated(data: dict) -> tuple[float, Engine]:
     e = Engine(parse_scenario(data), program)
-    e.run(until=1.0)  # first round (and its KD-tree search) outside the timing, as for bare
+    e.run(until=1.0)  # first round (and its first neighbour search) outside the timing, as for bare
     t = time.perf_counter()
     e.run()
     dt = time.perf_counter() - t
@@ -135,7 +135,7 @@ def graph_updates(n: int, side: float, radius: float, steps: int = 20) -> list[t
     t = time.perf_counter()
     for _ in range(5):
         RadiusRule(radius).links(pos, alive)
-    out.append(("simulator radius rule, from scratch (KD-tree search)", (time.perf_counter() - t) / 5 * 1e3))
+    out.append(("simulator radius rule, from scratch (cell-list search)", (time.perf_counter() - t) / 5 * 1e3))
     for pct in (1, 5):
         speed = pct / 100 * radius
 
@@ -266,7 +266,7 @@ def main() -> None:
             note = "records every round"
         elif isinstance(e, Engine) and e.mobility:
             rule = e.env.rule
-            note = f"{rule.searches} KD-tree searches, {rule.splices} splices, skin {rule.skin / radius:.2f} r"
+            note = f"{rule.searches} searches, {rule.splices} splices, skin {rule.skin / radius:.2f} r"
         print(f"| {label:50} | {rate:15,.0f} | {rate / base:7.2f} | {n / rate * 1e3:8.2f} | {note} |")
     print(f"\nneighbour graph update, {n} devices (ms per update):")
     for label, ms in graph_updates(n, side, radius):

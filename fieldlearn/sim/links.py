@@ -96,7 +96,8 @@ class CellList:
         self.slot = np.empty(n, dtype=np.int64)  # place of every alive device in cell order (by id)
         self.slot[ids[order]] = np.arange(m)
         self.slot_ids = self.ids[order]  # ids in cell order
-        self.z = _as_complex(positions)[ids[order]]  # positions in cell order
+        self.z_by_id = _as_complex(positions)
+        self.z = self.z_by_id[ids[order]]  # positions in cell order
 
     def _first_slots(self, keys: np.ndarray, after: bool) -> np.ndarray:
         """The first slot of cell `keys` (of the cell after it when `after`)."""
@@ -108,43 +109,46 @@ class CellList:
         """For each device of `who` (alive ids): the runs of slots [begin, end) that may be within reach, one column
         per run (its own row of cells twice, split around its own slot)."""
         w = self.width
-        key = self.key[who]
+        key = self.key[who][:, None]
+        first = self._first_slots(key + np.array([q * w - h for q, h in self.stencil]), after=False)
+        last = self._first_slots(key + np.array([q * w + h for q, h in self.stencil]), after=True)
+        own = self.PER_REACH  # the column of row q = 0
         slot = self.slot[who]
-        begin, end = [], []
-        for q, h in self.stencil:
-            first = self._first_slots(key + (q * w - h), after=False)
-            last = self._first_slots(key + (q * w + h), after=True)
-            if q == 0:
-                begin += [first, slot + 1]
-                end += [slot, last]
-            else:
-                begin.append(first)
-                end.append(last)
-        return np.stack(begin, axis=1), np.stack(end, axis=1)
+        begin = np.insert(first, own + 1, slot + 1, axis=1)
+        end = np.insert(last, own, slot, axis=1)
+        return begin, end
 
-    def near(self, who: np.ndarray, reach2: float, block: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def near(self, who: np.ndarray, reach2: float, block: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The devices with squared distance <= reach2 from each device of `who` (alive ids): (count per device,
         neighbour ids grouped by device in `who` order, their squared distances dx * dx + dy * dy)."""
+        begin, end = self.runs(who)
+        length = end - begin
+        per_device = length.sum(axis=1)
+        z_who = self.z_by_id[who]
         counts, found, found_d2 = [], [], []
+        steps = np.arange(int(per_device[:block].sum()) if len(who) else 0)
         for s in range(0, len(who), block):  # blocks of devices: the candidate arrays stay in the cache
-            part = who[s:s + block]
-            begin, end = self.runs(part)
-            length = (end - begin).reshape(-1)
-            per_device = (end - begin).sum(axis=1)
-            total = int(per_device.sum())
-            shift = np.cumsum(length)
-            shift -= length
-            np.subtract(begin.reshape(-1), shift, out=shift)
-            other = np.repeat(shift, length)
-            other += np.arange(total)  # the candidate slots: runs laid end to end
-            diff = np.repeat(self.z[self.slot[part]], per_device)
+            run_length = length[s:s + block].reshape(-1)
+            per = per_device[s:s + block]
+            shift = np.cumsum(run_length)
+            total = int(shift[-1])
+            shift -= run_length
+            np.subtract(begin[s:s + block].reshape(-1), shift, out=shift)
+            if len(steps) < total:
+                steps = np.arange(total)
+            other = np.repeat(shift, run_length)
+            other += steps[:total]  # the candidate slots: the runs laid end to end
+            diff = np.repeat(z_who[s:s + block], per)
             diff -= self.z[other]
             d2 = _squared_lengths(diff)
-            hit = np.flatnonzero(d2 <= reach2)
+            near = d2 <= reach2
+            hit = np.flatnonzero(near)
             found.append(self.slot_ids[other[hit]])
             found_d2.append(d2[hit])
-            ends = np.searchsorted(hit, np.cumsum(per_device))
-            counts.append(np.diff(ends, prepend=0))
+            seen = np.zeros(len(per) + 1, dtype=np.int64)  # hits before each device's candidates
+            np.cumsum(per, out=seen[1:])
+            seen[1:] = np.searchsorted(hit, seen[1:])
+            counts.append(np.diff(seen))
         if not counts:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty.astype(self.ids.dtype), np.zeros(0)
@@ -203,9 +207,9 @@ class RadiusRule:
     positions of that update, never on when the searches ran.
     """
 
-    # relative costs (measured at 10,000 devices, in units of re-testing one candidate link): a search per link
-    # found and per device searched
-    SEARCH_PER_LINK, SEARCH_PER_DEVICE = 3.0, 5.0
+    # relative costs (measured at 10,000 and 100,000 devices, in units of re-testing one candidate link): a
+    # search per candidate link found and per device searched
+    SEARCH_PER_LINK, SEARCH_PER_DEVICE = 4.5, 20.0
     # devices that jumped (or appeared, or vanished) are re-searched alone while at most 1 in this many
     SPLICE_AT_MOST = 8
 
@@ -297,7 +301,8 @@ class RadiusRule:
         self.ref[redo] = positions[redo]
         indptr, neighbours, d2 = self._candidates
         rows = self._candidate_rows()
-        kept = np.flatnonzero(~(redo[rows] | redo[neighbours]))
+        keep = ~(redo[rows] | redo[neighbours])
+        kept = np.flatnonzero(keep)
         q = np.flatnonzero(redo & alive)
         ids = np.flatnonzero(alive)
         keys, new_d2 = np.zeros(0, dtype=np.int64), np.zeros(0)
@@ -311,20 +316,22 @@ class RadiusRule:
             new_d2 = np.concatenate([found_d2, found_d2[back]])
             order = np.argsort(keys)
             keys, new_d2 = keys[order], new_d2[order]
-        at = np.searchsorted(rows[kept] * n + neighbours[kept], keys)
+        kept_rows = rows[kept]
+        at = np.searchsorted(kept_rows * n + neighbours[kept], keys)  # where the new ones go among the kept
+        new_rows, new_neighbours = np.divmod(keys, n)
         added = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(keys // n, minlength=n), out=added[1:])
-        keep = np.zeros(len(neighbours), dtype=bool)
-        keep[kept] = True
+        np.cumsum(np.bincount(new_rows, minlength=n), out=added[1:])
         self.alive_ref = alive.copy()
-        self._set_candidates((filter_links(indptr, keep) + added, np.insert(neighbours[kept], at, keys % n),
-                              np.insert(d2[kept], at, new_d2)))
+        self._set_candidates((filter_links(indptr, keep) + added, np.insert(neighbours[kept], at, new_neighbours),
+                              np.insert(d2[kept], at, new_d2)), rows=np.insert(kept_rows, at, new_rows))
         self.splices += 1
 
-    def _set_candidates(self, candidates: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    def _set_candidates(self, candidates: tuple[np.ndarray, np.ndarray, np.ndarray],
+                        rows: np.ndarray | None = None) -> None:
         self._candidates = candidates
-        self._rows = None
+        self._rows = rows
         self._links = None
+        self._buf = {}  # the re-test's work arrays, sized for the candidates (none needed without a skin)
 
     def _candidate_rows(self) -> np.ndarray:
         """The receiving device of every candidate."""
@@ -385,7 +392,7 @@ class RadiusRule:
             return self._links
         z = _as_complex(positions)
         m = len(neighbours)
-        if "diff" not in self._buf or len(self._buf["diff"]) != m:  # kept: fresh large arrays cost page faults
+        if not self._buf:  # kept until the candidates change: fresh large arrays cost page faults
             self._buf = {"diff": np.empty(m, dtype=np.complex128), "other": np.empty(m, dtype=np.complex128),
                          "d2": np.empty(m), "near": np.empty(m, dtype=bool)}
         buf = self._buf
