@@ -145,10 +145,11 @@ class CellList:
             hit = np.flatnonzero(near)
             found.append(self.slot_ids[other[hit]])
             found_d2.append(d2[hit])
-            seen = np.zeros(len(per) + 1, dtype=np.int64)  # hits before each device's candidates
-            np.cumsum(per, out=seen[1:])
-            seen[1:] = np.searchsorted(hit, seen[1:])
-            counts.append(np.diff(seen))
+            seen = np.zeros(total + 1, dtype=np.int64)  # hits among the candidates before each one
+            np.cumsum(near, out=seen[1:])
+            ends = np.zeros(len(per) + 1, dtype=np.int64)
+            np.cumsum(per, out=ends[1:])
+            counts.append(np.diff(seen[ends]))
         if not counts:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty.astype(self.ids.dtype), np.zeros(0)
@@ -275,7 +276,7 @@ class RadiusRule:
             np.logical_and(far, alive, out=far)
             drift = bool(far.any()) and bool(np.any(d2[far] <= self.skin ** 2))
         else:
-            far = np.any(positions != self.ref, axis=1)
+            far = np.not_equal(_as_complex(positions), _as_complex(self.ref))  # moved at all (x or y)
             np.logical_and(far, alive, out=far)
             drift = False
         return far, drift
