@@ -1,6 +1,8 @@
-"""Simulator overhead over the bare calculus at 10,000 devices (static, mobile, all-mobile), and link update costs.
+"""Simulator overhead over the bare calculus at 10,000 devices (static, mobile, all-mobile), link update costs, and
+moving crowds (every device moving) at 1,000 to 100,000 devices.
 
     python benchmarks/simulator.py [--devices 10000] [--rounds 60] [--degree 10] [--repeats 3]
+                                   [--crowds 1000,10000,100000] [--crowd-repeats 2]
 
 Prints a table. "bare" is `RoundVM.round` on a fixed radius graph (the calculus alone); the simulator rows run the
 same gradient program through `fieldlearn.sim.Engine` (event heap, batching, mobility, positions, neighbour graph,
@@ -14,13 +16,22 @@ Rows:
   dwelling 30 rounds in each and jumping between them; the others stay put.
 - all mobile: every device moves each round (random waypoint at 1% or 5% of the radius per round), or every
   device jumps between the halves every 5 rounds.
+
+Moving crowds (a second table): at each size in `--crowds`, every device follows a random waypoint at a speed drawn
+in [r/9, r/3] per round (r the link radius; the proportions of `scenarios/mobile.yaml`'s wanderers, 0.5-1.5 at
+radius 4.5) without pauses, against the same program through the simulator with nobody moving ("static") and
+against bare `vm.round` on a fixed graph. Each run is a fresh process, so "peak RSS" is that run's own high-water
+mark (it includes the ~100 MiB of an imported numpy/scipy/torch process).
 """
 from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import platform
+import resource
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
@@ -93,7 +104,7 @@ def scenario(n: int, rounds: int, side: float, radius: float, mobility: dict | N
 
 def simulated(data: dict) -> tuple[float, Engine]:
     e = Engine(resolve_scenario(data), program)
-    e.run(until=1.0)  # first round (and its KD-tree search) outside the timing, as for bare
+    e.run(until=1.0)  # first round (and its first neighbour search) outside the timing, as for bare
     t = time.perf_counter()
     e.run()
     dt = time.perf_counter() - t
@@ -124,7 +135,7 @@ def graph_updates(n: int, side: float, radius: float, steps: int = 20) -> list[t
     t = time.perf_counter()
     for _ in range(5):
         RadiusRule(radius).links(pos, alive)
-    out.append(("simulator radius rule, from scratch (KD-tree search)", (time.perf_counter() - t) / 5 * 1e3))
+    out.append(("simulator radius rule, from scratch (cell-list search)", (time.perf_counter() - t) / 5 * 1e3))
     for pct in (1, 5):
         speed = pct / 100 * radius
 
@@ -144,13 +155,72 @@ def graph_updates(n: int, side: float, radius: float, steps: int = 20) -> list[t
     return out
 
 
+def crowd_rounds(n: int) -> int:
+    """Rounds per moving-crowd run: about 0.5-1 M device-rounds, at least 20."""
+    return max(20, min(200, 600_000 // n))
+
+
+def crowd_run(kind: str, n: int, degree: float) -> tuple[float, float, str]:
+    """One moving-crowd measurement in this (fresh) process: (device-rounds/s, peak RSS in MiB, note)."""
+    side, radius = math.sqrt(n), math.sqrt(degree / math.pi)
+    rounds = crowd_rounds(n)
+    if kind == "bare":
+        rate, note = bare(n, rounds, side, radius)[0], ""
+    else:
+        walk = {"kind": "random_waypoint", "box": [0, 0, side, side], "speed": [radius / 9, radius / 3], "pause": 0}
+        rate, e = simulated(scenario(n, rounds, side, radius, walk if kind == "moving" else None, None))
+        rule = e.env.rule
+        note = f"{rule.searches} searches, {rule.splices} splices in {rounds} rounds" if kind == "moving" else ""
+    return rate, peak_rss_mib(), note
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory: Linux's VmHWM (ru_maxrss would carry the parent's over exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def crowds(sizes: list[int], degree: float, repeats: int) -> None:
+    """The moving-crowd table: every device moving vs the same program static, each run in a fresh process."""
+    kinds = ("bare", "static", "moving")
+    best: dict[tuple[int, str], tuple[float, float, str]] = {}
+    spawn = multiprocessing.get_context("spawn")
+    for _ in range(repeats):  # round-robin, as above
+        for n in sizes:
+            for kind in kinds:
+                with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+                    got = pool.submit(crowd_run, kind, n, degree).result()
+                if (n, kind) not in best or got[0] > best[n, kind][0]:
+                    best[n, kind] = got
+    print(f"\nmoving crowds: every device on a random waypoint at [r/9, r/3] per round, mean degree ~{degree:g}, "
+          f"gradient (lib.distance_to), best of {repeats}, each run a fresh process\n")
+    print("| devices | rounds | bare vm.round dr/s | static dr/s | moving dr/s | moving / static | moving / bare "
+          "| peak RSS static / moving (MiB) | link rule |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for n in sizes:
+        b, s, m = (best[n, k] for k in kinds)
+        print(f"| {n:,} | {crowd_rounds(n)} | {b[0]:,.0f} | {s[0]:,.0f} | {m[0]:,.0f} | {m[0] / s[0]:.2f} "
+              f"| {m[0] / b[0]:.2f} | {s[1]:,.0f} / {m[1]:,.0f} | {m[2]} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=10_000)
     ap.add_argument("--rounds", type=int, default=60)
     ap.add_argument("--degree", type=float, default=10.0, help="mean number of neighbours")
     ap.add_argument("--repeats", type=int, default=3, help="best of this many runs per row")
+    ap.add_argument("--crowds", default="1000,10000,100000",
+                    help="device counts of the moving-crowd table (comma-separated; empty: no table)")
+    ap.add_argument("--crowd-repeats", type=int, default=2, help="best of this many runs per moving-crowd cell")
+    ap.add_argument("--no-overhead", action="store_true", help="only the moving-crowd table")
     args = ap.parse_args()
+    sizes = [int(v) for v in args.crowds.split(",") if v.strip()]
+    if args.no_overhead:
+        crowds(sizes, args.degree, args.crowd_repeats)
+        return
     n, rounds = args.devices, args.rounds
     side = math.sqrt(n)  # density 1 device per unit area
     radius = math.sqrt(args.degree / math.pi)
@@ -196,11 +266,13 @@ def main() -> None:
             note = "records every round"
         elif isinstance(e, Engine) and e.mobility:
             rule = e.env.rule
-            note = f"{rule.searches} KD-tree searches, {rule.splices} splices, skin {rule.skin / radius:.2f} r"
+            note = f"{rule.searches} searches, {rule.splices} splices, skin {rule.skin / radius:.2f} r"
         print(f"| {label:50} | {rate:15,.0f} | {rate / base:7.2f} | {n / rate * 1e3:8.2f} | {note} |")
     print(f"\nneighbour graph update, {n} devices (ms per update):")
     for label, ms in graph_updates(n, side, radius):
         print(f"  {label:75} {ms:7.2f}")
+    if sizes:
+        crowds(sizes, args.degree, args.crowd_repeats)
 
 
 if __name__ == "__main__":

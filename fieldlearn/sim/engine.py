@@ -8,14 +8,15 @@ from typing import Any, Callable
 
 import numpy as np
 
+from fieldlearn.calculus.network import Graph
 from fieldlearn.calculus.pytree import tree_flatten
 from fieldlearn.calculus.vm import Inbox, RoundVM
 
 from . import scenario as S
 from .deployments import Placement, area_polygon, place
-from .environment import Environment, LazyRegion, LinkGraph, filter_links
+from .environment import Environment, LazyRegion
 from .errors import ScenarioError
-from .links import Cut, FixedRule, KnnRule, RadiusRule, sorted_unique
+from .links import Cut, FixedRule, KnnRule, RadiusRule, filter_links, sorted_unique
 from .loader import LoadedScenario
 from .mobility import MobilityModel, make_mobility
 from .regions import Regions, covers_xy, generator_uniform, sample_in_polygon
@@ -279,7 +280,7 @@ class Engine:
             return
         sel: slice | np.ndarray = slice(None) if every else ids
         self._update_positions(t)
-        indptr, nbrs, dist = self.env.inbox_links(ids)
+        indptr, nbrs, dist = self.env.graph.inbox_links(ids)
         keep = None
         if self.retention is not None:
             stale = self.alive & (self.last_round < t - self.retention)  # senders whose message expired
@@ -357,7 +358,7 @@ class Engine:
         return self.env.alive
 
     @property
-    def graph(self) -> LinkGraph:
+    def graph(self) -> Graph:
         return self.env.graph
 
     def _appear(self, g: Group, t: float) -> None:

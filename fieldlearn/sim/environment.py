@@ -1,11 +1,11 @@
-"""The simulated world: device positions and liveness, regions, the neighbour graph (CSR), and inboxes."""
+"""The simulated world: device positions and liveness, regions, and the neighbour graph (a calculus CSR `Graph`)."""
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
-from .links import Cut, FixedRule, KnnRule, RadiusRule
+from fieldlearn.calculus.network import Graph
+
+from .links import Cut, FixedRule, KnnRule, RadiusRule, filter_links
 from .regions import Regions
 
 
@@ -32,23 +32,6 @@ class LazyRegion:
         return self.env.region[index]
 
 
-@dataclass(frozen=True)
-class LinkGraph:
-    """Current links over all device ids as CSR: device i hears `neighbours[indptr[i]:indptr[i+1]]`."""
-
-    indptr: np.ndarray
-    neighbours: np.ndarray
-    distance: np.ndarray
-
-    @property
-    def n_links(self) -> int:
-        return len(self.neighbours)
-
-    def rows(self) -> np.ndarray:
-        """The receiving device of every link."""
-        return np.repeat(np.arange(len(self.indptr) - 1), np.diff(self.indptr))
-
-
 class Environment:
     """Positions, alive devices, regions and link rule; rebuilds the graph only after positions or links change."""
 
@@ -61,7 +44,7 @@ class Environment:
         self._region_stale = False
         self.rule = rule
         self.cuts: list[Cut] = []
-        self._graph: LinkGraph | None = None
+        self._graph: Graph | None = None
         self.rebuilds = 0
 
     @property
@@ -107,35 +90,17 @@ class Environment:
 
     # -- graph -----------------------------------------------------------------------------------------------
     @property
-    def graph(self) -> LinkGraph:
+    def graph(self) -> Graph:
         """The current link graph (rebuilt here if anything changed since the last build)."""
         if self._graph is None:
-            indptr, dst, dist = self.rule.links(self.positions, self.alive)
+            g = self.rule.links(self.positions, self.alive)
             if self.cuts:
-                src = np.repeat(np.arange(self.capacity), np.diff(indptr))
+                src = g.rows()
                 cut = np.zeros(len(src), dtype=bool)
                 for c in self.cuts:
-                    cut |= c.mask(src, dst, self.positions)
-                indptr, dst, dist = filter_links(indptr, ~cut), dst[~cut], dist[~cut]
-            self._graph = LinkGraph(indptr, dst, dist)
+                    cut |= c.mask(src, g.neighbours, self.positions)
+                keep = ~cut
+                g = Graph(filter_links(g.indptr, keep), g.neighbours[keep], g.distance[keep])
+            self._graph = g
             self.rebuilds += 1
         return self._graph
-
-    def inbox_links(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """CSR rows of `batch` (sorted unique ids): (indptr over the batch, neighbours, distances)."""
-        g = self.graph
-        if len(batch) == self.capacity:
-            return g.indptr, g.neighbours, g.distance
-        start = g.indptr[batch]
-        deg = g.indptr[batch + 1] - start
-        indptr = np.zeros(len(batch) + 1, dtype=np.int64)
-        np.cumsum(deg, out=indptr[1:])
-        idx = np.repeat(start - indptr[:-1], deg) + np.arange(indptr[-1])
-        return indptr, g.neighbours[idx], g.distance[idx]
-
-
-def filter_links(indptr: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """The indptr of a CSR after dropping the links where `keep` is False."""
-    cs = np.zeros(len(keep) + 1, dtype=np.int64)
-    np.cumsum(keep, out=cs[1:])
-    return cs[indptr]

@@ -1,8 +1,15 @@
-"""Link rules (radius with a Verlet skin, k-nearest, fixed graph) and link cuts, producing sorted edge lists."""
+"""Link rules (radius over a cell list with a Verlet skin, k-nearest, fixed graph) and link cuts.
+
+Every rule gives the current links as a CSR `Graph` (`fieldlearn.calculus.network.Graph`): rows by device id,
+each row's neighbours ascending, one entry per direction of a link.
+"""
 from __future__ import annotations
 
 import numpy as np
+from scipy.sparse import csr_matrix
 from scipy.spatial import cKDTree
+
+from fieldlearn.calculus.network import Graph
 
 
 def sorted_unique(a: np.ndarray) -> np.ndarray:
@@ -24,31 +31,186 @@ def _lengths(positions: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndar
     return np.sqrt(np.einsum("ij,ij->i", diff, diff))
 
 
-def _stable_order(ids: np.ndarray, n: int) -> np.ndarray:
-    """Stable argsort of device ids in [0, n): numpy's radix sort on 16-bit digits (one or two passes)."""
-    if n <= 1 << 16:
-        return np.argsort(ids.astype(np.uint16), kind="stable")
-    if n > 1 << 32:
-        return np.argsort(ids, kind="stable")
-    low = np.argsort((ids & 0xFFFF).astype(np.uint16), kind="stable")
-    return low[np.argsort((ids[low] >> 16).astype(np.uint16), kind="stable")]
+def _as_complex(positions: np.ndarray) -> np.ndarray:
+    """(x, y) rows as complex numbers x + iy (a view when contiguous): one gather moves both coordinates."""
+    return np.ascontiguousarray(positions, dtype=np.float64).view(np.complex128).reshape(-1)
+
+
+def _squared_lengths(diff: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """dx * dx + dy * dy of complex differences dx + i dy, exactly as written (in place in `diff`)."""
+    f = diff.view(np.float64)
+    np.multiply(f, f, out=f)
+    return np.add(f[0::2], f[1::2], out=out)
+
+
+def _index_dtype(n: int) -> type:
+    """Device ids as int32 while they fit: scipy's sparse routines take them as they are, without a copy."""
+    return np.int32 if n < 2**31 - 1 else np.int64
+
+
+class CellList:
+    """Alive devices bucketed in square cells of side >= reach / PER_REACH, cells in row-major order.
+
+    A device within `reach` of another lies at most PER_REACH cells away in each direction, and the cells of one
+    row are consecutive: the devices that may be within reach of one device are one run of consecutive slots per
+    row of cells (two in its own row, split around itself). Cells are a dense table when the devices fill their
+    bounding box, and found by binary search among the occupied cells otherwise (same runs, slower lookups).
+    """
+
+    PER_REACH = 2
+    MAX_DENSE_CELLS_PER_DEVICE = 16
+
+    def __init__(self, positions: np.ndarray, ids: np.ndarray, reach: float):
+        k = self.PER_REACH
+        n = len(positions)
+        self.ids = ids.astype(_index_dtype(n))
+        x = np.ascontiguousarray(positions[ids, 0])
+        y = np.ascontiguousarray(positions[ids, 1])
+        lo_x, lo_y = (float(x.min()), float(y.min())) if len(ids) else (0.0, 0.0)
+        span = max(float(x.max()) - lo_x, float(y.max()) - lo_y) if len(ids) else 0.0
+        scale = max(abs(lo_x), abs(lo_y), abs(lo_x + span), abs(lo_y + span))
+        # a hair wider than reach: rounding in the cell coordinates (relative to the coordinates' size) never moves
+        # a device out of the cells searched for a pair that the exact test would keep; at most 2^24 cells a side
+        side = max((reach * (1 + 1e-6) + 1e-12 * scale) / k, span / 2**24, 1e-300)
+        self.stencil = _stencil(k)
+        e = max(h for _, h in self.stencil)
+        cx = ((x - lo_x) * (1 / side)).astype(np.int64)
+        cy = ((y - lo_y) * (1 / side)).astype(np.int64)
+        width = int(cx.max(initial=0)) + 1 + 2 * e
+        height = int(cy.max(initial=0)) + 1 + 2 * k
+        self.width = width
+        key = (cy + k) * width + (cx + e)
+        m = len(ids)
+        self.dense = width * height <= self.MAX_DENSE_CELLS_PER_DEVICE * m + 4096
+        if self.dense:
+            # a stable counting sort by cell: scipy's CSR -> CSC conversion of the (device x cell) incidence
+            cells = csr_matrix((np.arange(m, dtype=np.int32), key.astype(np.int32), np.arange(m + 1, dtype=np.int32)),
+                               shape=(m, width * height)).tocsc()
+            order = cells.data.astype(np.int64)
+            self.start = cells.indptr.astype(np.int64)  # first slot of every cell, and the end
+        else:
+            order = np.argsort(key, kind="stable")
+            self.sorted_keys = key[order]
+        self.key = np.empty(n, dtype=np.int64)  # cell of every alive device (by id)
+        self.key[ids] = key
+        self.slot = np.empty(n, dtype=np.int64)  # place of every alive device in cell order (by id)
+        self.slot[ids[order]] = np.arange(m)
+        self.slot_ids = self.ids[order]  # ids in cell order
+        self.z_by_id = _as_complex(positions)
+        self.z = self.z_by_id[ids[order]]  # positions in cell order
+
+    def _first_slots(self, keys: np.ndarray, after: bool) -> np.ndarray:
+        """The first slot of cell `keys` (of the cell after it when `after`)."""
+        if self.dense:
+            return self.start[keys + 1] if after else self.start[keys]
+        return np.searchsorted(self.sorted_keys, keys, side="right" if after else "left")
+
+    def runs(self, who: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each device of `who` (alive ids): the runs of slots [begin, end) that may be within reach, one column
+        per run (its own row of cells twice, split around its own slot)."""
+        w = self.width
+        key = self.key[who][:, None]
+        first = self._first_slots(key + np.array([q * w - h for q, h in self.stencil]), after=False)
+        last = self._first_slots(key + np.array([q * w + h for q, h in self.stencil]), after=True)
+        own = self.PER_REACH  # the column of row q = 0
+        slot = self.slot[who]
+        begin = np.insert(first, own + 1, slot + 1, axis=1)
+        end = np.insert(last, own, slot, axis=1)
+        return begin, end
+
+    def near(self, who: np.ndarray, reach2: float, block: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The devices with squared distance <= reach2 from each device of `who` (alive ids): (count per device,
+        neighbour ids grouped by device in `who` order, their squared distances dx * dx + dy * dy)."""
+        begin, end = self.runs(who)
+        length = end - begin
+        per_device = length.sum(axis=1)
+        z_who = self.z_by_id[who]
+        counts, found, found_d2 = [], [], []
+        steps = np.arange(int(per_device[:block].sum()) if len(who) else 0)
+        for s in range(0, len(who), block):  # blocks of devices: the candidate arrays stay in the cache
+            run_length = length[s:s + block].reshape(-1)
+            per = per_device[s:s + block]
+            shift = np.cumsum(run_length)
+            total = int(shift[-1])
+            shift -= run_length
+            np.subtract(begin[s:s + block].reshape(-1), shift, out=shift)
+            if len(steps) < total:
+                steps = np.arange(total)
+            other = np.repeat(shift, run_length)
+            other += steps[:total]  # the candidate slots: the runs laid end to end
+            diff = np.repeat(z_who[s:s + block], per)
+            diff -= self.z[other]
+            d2 = _squared_lengths(diff)
+            near = d2 <= reach2
+            hit = np.flatnonzero(near)
+            found.append(self.slot_ids[other[hit]])
+            found_d2.append(d2[hit])
+            seen = np.zeros(total + 1, dtype=np.int64)  # hits among the candidates before each one
+            np.cumsum(near, out=seen[1:])
+            ends = np.zeros(len(per) + 1, dtype=np.int64)
+            np.cumsum(per, out=ends[1:])
+            counts.append(np.diff(seen[ends]))
+        if not counts:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty.astype(self.ids.dtype), np.zeros(0)
+        return np.concatenate(counts), np.concatenate(found), np.concatenate(found_d2)
+
+
+def _stencil(k: int) -> list[tuple[int, int]]:
+    """Rows q = -k..k of the cells (side reach / k) that may hold a device within reach, with their half-width h in
+    cells: a cell dx columns away is included while the gap between the cells, (|dx| - 1, |q| - 1) cells, is
+    shorter than k cells."""
+    out = []
+    for q in range(-k, k + 1):
+        gap_y = max(abs(q) - 1, 0)
+        h = 0
+        while h * h + gap_y * gap_y < k * k:
+            h += 1
+        out.append((q, h))
+    return out
+
+
+def symmetric_csr(n: int, rows: np.ndarray, counts: np.ndarray, neighbours: np.ndarray,
+                  values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR over n devices with every row's neighbours ascending, from symmetric links with symmetric values listed
+    row by row (`counts` links for each device of `rows`, ascending ids), each row in any order: (indptr,
+    neighbours, values).
+
+    scipy's CSR -> CSC conversion is a stable counting sort by column: each column lists its rows in ascending
+    order. The links are symmetric, so the CSC of their matrix is its CSR with sorted rows (one linear pass).
+    """
+    itype = _index_dtype(max(n, len(neighbours)))
+    indptr = np.zeros(n + 1, dtype=itype)
+    indptr[rows + 1] = counts
+    np.cumsum(indptr, out=indptr)
+    m = csr_matrix((values, neighbours.astype(itype, copy=False), indptr), shape=(n, n)).tocsc()
+    return m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data
+
+
+def filter_links(indptr: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The indptr of a CSR after dropping the links where `keep` is False."""
+    cs = np.zeros(len(keep) + 1, dtype=np.int64)
+    np.cumsum(keep, out=cs[1:])
+    return cs[indptr]
 
 
 class RadiusRule:
     """Devices at distance <= radius are linked both ways (squared distance dx*dx + dy*dy <= radius * radius).
 
-    A Verlet list: candidate pairs are the pairs whose reference positions are within radius + skin (a KD-tree
-    search), and every update re-tests only the candidates. Each device has its own reference position; while
-    no device is more than skin / 2 from its reference, the candidates hold every link. Devices that go
-    further (or jump, or appear, or vanish) are re-searched alone and spliced in when they are few; a full
-    KD-tree search re-references everybody. Candidates are kept as CSR rows in (device, neighbour) order, so
-    every update's links come out in that order too: the graph of a round depends only on the positions of that
-    round, never on when the searches ran.
+    A Verlet list over a cell list. Candidates are the pairs whose reference positions are within radius + skin,
+    found with a `CellList` (its cost grows with the devices searched, not with a tree over everybody). Each device
+    has its own reference position; while no device is more than skin / 2 from its reference, the candidates hold
+    every link and an update only re-tests them. Devices that go further (or jump, or appear, or vanish) are
+    searched again alone and merged into the candidates when they are few; otherwise everybody is searched again.
+    With no skin (the adaptive choice when devices move a good part of the radius every round) the candidates are
+    the links themselves: an update searches again what moved, or everybody when most did. Candidates are CSR rows
+    in (device, neighbour) order, and so are every update's links: the graph of an update depends only on the
+    positions of that update, never on when the searches ran.
     """
 
-    # relative costs (measured at 10,000 devices, in units of re-testing one candidate pair): a full search per
-    # pair and per device
-    SEARCH_PER_PAIR, SEARCH_PER_DEVICE = 6.0, 10.0
+    # relative costs (measured at 10,000 and 100,000 devices, in units of re-testing one candidate link): a
+    # search per candidate link found and per device searched
+    SEARCH_PER_LINK, SEARCH_PER_DEVICE = 4.5, 20.0
     # devices that jumped (or appeared, or vanished) are re-searched alone while at most 1 in this many
     SPLICE_AT_MOST = 8
 
@@ -58,24 +220,27 @@ class RadiusRule:
         self.adapt = adapt and skin > 0
         self.ref: np.ndarray | None = None
         self.alive_ref: np.ndarray | None = None
-        self.searches = 0  # full KD-tree searches
-        self.splices = 0  # updates that re-searched only some devices
-        self.steps = 0  # graph updates since the last full search
-        self._last: tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
-        self._buf_size = -1
-        self._rows: tuple | None = None  # the previous update's links, patched by the next one
+        self.searches = 0  # searches of every device
+        self.splices = 0  # updates that searched only some devices
+        self.steps = 0  # graph updates since the last search of every device
+        # candidates at the reference positions: indptr, neighbours, squared lengths (at no skin: the links)
+        self._candidates: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._rows: np.ndarray | None = None  # the receiving device of every candidate
+        self._links: Graph | None = None  # at no skin: the candidates as a graph
+        self._last: tuple[np.ndarray, np.ndarray, Graph] | None = None
+        self._buf: dict[str, np.ndarray] = {}
 
     # -- public ----------------------------------------------------------------------------------------------
-    def links(self, positions: np.ndarray, alive: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The current links among `alive` devices as CSR: (indptr, neighbours, length), neighbours ascending."""
+    def links(self, positions: np.ndarray, alive: np.ndarray) -> Graph:
+        """The current links among `alive` devices (CSR rows by device, neighbours ascending, Euclidean lengths)."""
         positions = np.asarray(positions, dtype=np.float64)
         alive = np.asarray(alive, dtype=bool)
+        last = self._last
+        if last is not None and np.array_equal(alive, last[1]) and np.array_equal(positions, last[0]):
+            return last[2]
         if self.ref is None or self.alive_ref is None or len(self.ref) != len(positions):
             self._search(positions, alive)
         else:
-            last = self._last
-            if last is not None and np.array_equal(alive, self.alive_ref) and np.array_equal(positions, last[0]):
-                return last[1]
             redo, drift = self._far(positions, alive)
             np.logical_or(redo, alive != self.alive_ref, out=redo)
             k = int(np.count_nonzero(redo))
@@ -85,17 +250,20 @@ class RadiusRule:
                 else:
                     self._search(positions, alive)
         self.steps += 1
-        out = self._filter(positions)
-        self._last = (positions.copy(), out)
-        return out
+        graph = self._exact(positions)
+        self._last = (positions.copy(), alive.copy(), graph)
+        return graph
 
     # -- candidates ------------------------------------------------------------------------------------------
-    def _query_radius(self, points: np.ndarray) -> float:
-        """radius + skin, a hair wider: the tree's own rounding (relative to the radius and to the coordinates)
-        never loses a pair that the exact test would keep."""
+    def _reach(self, positions: np.ndarray, ids: np.ndarray) -> tuple[float, float]:
+        """Search distance and its square: radius + skin, a hair wider with a skin (so rounding never loses a pair
+        that may come within the radius before a device leaves its skin); exactly the radius without."""
+        if self.skin == 0:
+            return self.radius, self.radius * self.radius
         reach = self.radius + self.skin
-        scale = float(np.abs(points).max()) if points.size else 0.0
-        return reach + 1e-9 * (reach + scale)
+        scale = float(np.abs(positions[ids]).max()) if len(ids) else 0.0
+        reach += 1e-9 * (reach + scale)
+        return reach, reach * reach
 
     def _far(self, positions: np.ndarray, alive: np.ndarray) -> tuple[np.ndarray, bool]:
         """Alive devices that may have links outside the candidates (moved more than skin / 2 from their reference),
@@ -108,95 +276,82 @@ class RadiusRule:
             np.logical_and(far, alive, out=far)
             drift = bool(far.any()) and bool(np.any(d2[far] <= self.skin ** 2))
         else:
-            far = np.any(positions != self.ref, axis=1)
+            far = np.not_equal(_as_complex(positions), _as_complex(self.ref))  # moved at all (x or y)
             np.logical_and(far, alive, out=far)
             drift = False
         return far, drift
 
     def _search(self, positions: np.ndarray, alive: np.ndarray) -> None:
-        """Candidates of everybody from where they are now (one KD-tree search); the skin adapts first."""
+        """Candidates of everybody from where they are now (one cell-list search); the skin adapts first."""
         if self.adapt and self.ref is not None:
             self._adapt(positions, alive)
         ids = np.flatnonzero(alive)
-        n = len(positions)
-        if len(ids) > 1:
-            points = positions[ids]
-            tree = cKDTree(points, balanced_tree=False, compact_nodes=False)
-            pairs = tree.query_pairs(self._query_radius(points), output_type="ndarray")
-            key = np.sort(ids[pairs[:, 0]] * n + ids[pairs[:, 1]])  # ids ascending: first < second
-        else:
-            key = np.zeros(0, dtype=np.int64)
+        reach, reach2 = self._reach(positions, ids)
+        counts, neighbours, d2 = CellList(positions, ids, reach).near(ids, reach2)
         self.ref = positions.copy()
         self.alive_ref = alive.copy()
-        self._set_candidates(n, key)
+        self._set_candidates(symmetric_csr(len(positions), ids, counts, neighbours, d2))
         self.steps = 0
         self.searches += 1
 
     def _splice(self, redo: np.ndarray, positions: np.ndarray, alive: np.ndarray) -> None:
-        """Re-search the devices `redo` (mask) from where they are now; everybody else keeps their candidates."""
-        assert self.ref is not None
+        """Search the devices `redo` (mask) again from where they are now and merge their candidates into the rows
+        of everybody else, which stay as they are (no sort of the candidates: their order is kept)."""
+        assert self.ref is not None and self._candidates is not None
         n = len(positions)
         self.ref[redo] = positions[redo]
-        keep = ~(redo[self.a] | redo[self.b])
-        key = self.a[keep] * n + self.b[keep]
+        indptr, neighbours, d2 = self._candidates
+        rows = self._candidate_rows()
+        keep = ~(redo[rows] | redo[neighbours])
+        kept = np.flatnonzero(keep)
         q = np.flatnonzero(redo & alive)
         ids = np.flatnonzero(alive)
+        keys, new_d2 = np.zeros(0, dtype=np.int64), np.zeros(0)
         if len(q) and len(ids) > 1:
-            points = self.ref[ids]
-            tree = cKDTree(points, balanced_tree=False, compact_nodes=False)
-            found = cKDTree(self.ref[q]).sparse_distance_matrix(tree, self._query_radius(points),
-                                                                output_type="ndarray")
-            i, j = q[found["i"]], ids[found["j"]]
-            ok = (i != j) & (~redo[j] | (i < j))  # a pair of two re-searched devices is found from both ends
-            i, j = i[ok], j[ok]
-            new = np.sort(np.minimum(i, j) * n + np.maximum(i, j))
-            key = np.insert(key, np.searchsorted(key, new), new)
+            reach, reach2 = self._reach(self.ref, ids)
+            counts, other, found_d2 = CellList(self.ref, ids, reach).near(q, reach2)
+            mine = np.repeat(q, counts)
+            other = other.astype(np.int64)
+            back = ~redo[other]  # a device not searched again gets the link in its own row too
+            keys = np.concatenate([mine * n + other, other[back] * n + mine[back]])
+            new_d2 = np.concatenate([found_d2, found_d2[back]])
+            order = np.argsort(keys)
+            keys, new_d2 = keys[order], new_d2[order]
+        kept_rows = rows[kept]
+        at = np.searchsorted(kept_rows * n + neighbours[kept], keys)  # where the new ones go among the kept
+        new_rows, new_neighbours = np.divmod(keys, n)
+        added = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(new_rows, minlength=n), out=added[1:])
         self.alive_ref = alive.copy()
-        self._set_candidates(n, key)
+        self._set_candidates((filter_links(indptr, keep) + added, np.insert(neighbours[kept], at, new_neighbours),
+                              np.insert(d2[kept], at, new_d2)), rows=np.insert(kept_rows, at, new_rows))
         self.splices += 1
 
-    def _set_candidates(self, n: int, key: np.ndarray) -> None:
-        """Candidate pairs (sorted keys a * n + b, a < b) as pair arrays and CSR rows over both directions.
+    def _set_candidates(self, candidates: tuple[np.ndarray, np.ndarray, np.ndarray],
+                        rows: np.ndarray | None = None) -> None:
+        self._candidates = candidates
+        self._rows = rows
+        self._links = None
+        self._buf = {}  # the re-test's work arrays, sized for the candidates (none needed without a skin)
 
-        Row d lists first its pairs (a, d) by ascending a, then its pairs (d, b) by ascending b: every row is in
-        ascending neighbour order. `pair_of` maps each row entry to its pair.
-        """
-        a = key // n if n else key
-        b = key - a * n
-        m = len(key)
-        up = np.bincount(a, minlength=n)  # entries (a -> b) of each row
-        lo = np.bincount(b, minlength=n)  # entries (b -> a) of each row
-        indptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(up + lo, out=indptr[1:])
-        perm = _stable_order(b, n)  # pairs in (b, a) order: a stable sort by b of pairs in (a, b) order
-        arange = np.arange(m)
-        start_up = np.cumsum(up) - up
-        start_lo = np.cumsum(lo) - lo
-        at_up = (indptr[:-1] + lo - start_up)[a] + arange
-        at_lo = (indptr[:-1] - start_lo)[b[perm]] + arange
-        dst = np.empty(2 * m, dtype=np.int64)
-        pair_of = np.empty(2 * m, dtype=np.int64)
-        dst[at_up] = b
-        dst[at_lo] = a[perm]
-        pair_of[at_up] = arange
-        pair_of[at_lo] = perm
-        ent_lo = np.empty(m, dtype=np.int64)
-        ent_lo[perm] = at_lo
-        self.a, self.b = a, b
-        self.indptr, self.dst, self.pair_of = indptr, dst, pair_of
-        self.ent_up, self.ent_lo = at_up, ent_lo  # the row entries of each pair
-        self._rows = None
+    def _candidate_rows(self) -> np.ndarray:
+        """The receiving device of every candidate."""
+        if self._rows is None:
+            assert self._candidates is not None
+            indptr = self._candidates[0]
+            self._rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+        return self._rows
 
     def _adapt(self, positions: np.ndarray, alive: np.ndarray) -> None:
         """Choose the skin that minimises the expected work per update, from the speed seen since the last search.
 
-        Work per update ~ search(pairs, devices) * 2v / skin + pairs, with pairs ~ (radius + skin)^2: a wide skin
-        re-tests more pairs every update, a narrow one searches more often. Devices that went further than
-        radius + skin jumped (a skin cannot save their searches) and do not count for the speed; when most
-        moves are jumps, no skin. Deterministic: it depends only on the positions (and the skin affects only
-        the cost, never the links).
+        A skin s needs a search every s / 2v updates (v: the fastest drift per update) and re-tests ~(r + s)^2
+        candidates every update; no skin searches every update that moves, and re-tests nothing. Devices that went
+        further than radius + skin jumped (a skin cannot save their searches) and do not count for the speed;
+        when most moves are jumps, no skin. Deterministic: it depends only on the positions (and the skin affects
+        only the cost, never the links).
         """
-        assert self.ref is not None and self.alive_ref is not None
+        assert self.ref is not None and self.alive_ref is not None and self._candidates is not None
         live = alive & self.alive_ref
         moved = positions[live] - self.ref[live]
         if self.steps == 0 or len(moved) == 0:
@@ -211,77 +366,48 @@ class RadiusRule:
             self.skin = 0.0
             return
         v = float(np.sqrt(drift.max())) / self.steps
-        pairs0 = len(self.a) / (1 + self.skin / r) ** 2
+        links0 = len(self._candidates[1]) / (1 + self.skin / r) ** 2  # candidates there would be without a skin
         n = int(alive.sum())
-        best, best_cost = self.skin, np.inf
+
+        def search(s: float) -> float:
+            return self.SEARCH_PER_LINK * links0 * (1 + s / r) ** 2 + self.SEARCH_PER_DEVICE * n
+
+        best, best_cost = 0.0, search(0.0)
         for s in r * np.array([1 / 16, 1 / 8, 1 / 6, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 1.0]):
-            pairs = pairs0 * (1 + s / r) ** 2
-            cost = (self.SEARCH_PER_PAIR * pairs + self.SEARCH_PER_DEVICE * n) * 2 * v / s + pairs
-            if cost < best_cost:
-                best, best_cost = float(s), cost
+            every = s / (2 * v)  # updates between searches
+            if every >= 1:
+                cost = search(s) / every + links0 * (1 + s / r) ** 2
+                if cost < best_cost:
+                    best, best_cost = float(s), cost
         self.skin = best
 
     # -- the exact test ----------------------------------------------------------------------------------------
-    def _filter(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Links among the candidates at `positions`: squared distances per pair, then rows in candidate order.
-
-        The rows are carried over from the previous update and patched where pairs crossed the radius (most
-        updates flip few pairs), or rebuilt when the candidates changed or many pairs flipped.
-        """
-        # (x, y) rows gathered as single complex numbers; d2 = dx * dx + dy * dy exactly as written
-        z = np.ascontiguousarray(positions).view(np.complex128).reshape(-1)
-        buf = self._buffers()
-        d2, za, zb = buf["d2"], buf["za"], buf["zb"]
-        np.take(z, self.a, out=za)
-        np.subtract(za, np.take(z, self.b, out=zb), out=za)
-        f = za.view(np.float64)  # dx, dy interleaved
-        np.multiply(f, f, out=f)
-        np.add(f[0::2], f[1::2], out=d2)
-        near = np.less_equal(d2, self.radius * self.radius)
-        rows = self._rows
-        if rows is not None:  # patch the previous rows: pairs that became links or stopped being links
-            prev, link, indptr, dst, idx = rows
-            flip = np.flatnonzero(near != prev)
-            if len(flip) * 16 > len(dst):
-                rows = None
-            elif len(flip):
-                on, off = flip[near[flip]], flip[~near[flip]]
-                link[self.ent_up[on]] = True
-                link[self.ent_lo[on]] = True
-                link[self.ent_up[off]] = False
-                link[self.ent_lo[off]] = False
-                n = len(indptr) - 1
-                delta = np.bincount(np.concatenate([self.a[on], self.b[on]]), minlength=n) - np.bincount(
-                    np.concatenate([self.a[off], self.b[off]]), minlength=n)
-                step = np.zeros(n + 1, dtype=np.int64)
-                np.cumsum(delta, out=step[1:])
-                indptr = indptr + step
-                idx = np.flatnonzero(link)
-                dst = np.take(self.dst, idx)
-        if rows is None and near.all():  # every candidate is a link (typically: no skin)
-            link, idx = np.ones(len(self.dst), dtype=bool), None
-            indptr, dst = self.indptr.copy(), self.dst.copy()
-        elif rows is None:  # rebuild the rows from the candidates
-            link = np.take(near, self.pair_of)
-            idx = np.flatnonzero(link)  # ascending: rows by binary search
-            indptr, dst = np.searchsorted(idx, self.indptr), np.take(self.dst, idx)
-        self._rows = (near, link, indptr, dst, idx)
-        dist = np.take(d2, self.pair_of if idx is None else np.take(self.pair_of, idx))
-        return indptr, dst, np.sqrt(dist, out=dist)
-
-    def _buffers(self) -> dict[str, np.ndarray]:
-        """Work arrays reused between updates (fresh large arrays every update cost page faults)."""
-        m = len(self.a)
-        if self._buf_size != m:
-            self._buf = {"d2": np.empty(m), "za": np.empty(m, dtype=np.complex128),
-                         "zb": np.empty(m, dtype=np.complex128)}
-            self._buf_size = m
-        return self._buf
+    def _exact(self, positions: np.ndarray) -> Graph:
+        """The links at `positions`: the candidates themselves without a skin (everybody is at their reference),
+        else the candidates within the radius (squared distances re-tested, rows kept in candidate order)."""
+        assert self._candidates is not None
+        indptr, neighbours, d2 = self._candidates
+        if self.skin == 0:
+            if self._links is None:
+                self._links = Graph(indptr, neighbours, np.sqrt(d2))
+            return self._links
+        z = _as_complex(positions)
+        m = len(neighbours)
+        if not self._buf:  # kept until the candidates change: fresh large arrays cost page faults
+            self._buf = {"diff": np.empty(m, dtype=np.complex128), "other": np.empty(m, dtype=np.complex128),
+                         "d2": np.empty(m), "near": np.empty(m, dtype=bool)}
+        buf = self._buf
+        diff = np.take(z, self._candidate_rows(), out=buf["diff"], mode="clip")
+        np.subtract(diff, np.take(z, neighbours, out=buf["other"], mode="clip"), out=diff)
+        lengths = _squared_lengths(diff, out=buf["d2"])
+        near = np.less_equal(lengths, self.radius * self.radius, out=buf["near"])
+        hit = np.flatnonzero(near)
+        return Graph(filter_links(indptr, near), neighbours[hit], np.sqrt(lengths[hit]))
 
 
-def to_csr(n: int, src: np.ndarray, dst: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """CSR (indptr, neighbours, length) of links sorted by source."""
-    return np.searchsorted(src, np.arange(n + 1)), dst, length
+def to_csr(n: int, src: np.ndarray, dst: np.ndarray, length: np.ndarray) -> Graph:
+    """The CSR graph of links sorted by source."""
+    return Graph(np.searchsorted(src, np.arange(n + 1)), dst, length)
 
 
 class KnnRule:
@@ -290,8 +416,8 @@ class KnnRule:
     def __init__(self, k: int):
         self.k = int(k)
 
-    def links(self, positions: np.ndarray, alive: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The current links as CSR: (indptr, neighbours, length)."""
+    def links(self, positions: np.ndarray, alive: np.ndarray) -> Graph:
+        """The current links as a CSR graph."""
         return to_csr(len(positions), *self.edges(positions, alive))
 
     def edges(self, positions: np.ndarray, alive: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -317,8 +443,8 @@ class FixedRule:
         )
         self.unit = unit_lengths
 
-    def links(self, positions: np.ndarray, alive: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The current links as CSR: (indptr, neighbours, length)."""
+    def links(self, positions: np.ndarray, alive: np.ndarray) -> Graph:
+        """The current links as a CSR graph."""
         return to_csr(len(positions), *self.edges(positions, alive))
 
     def edges(self, positions: np.ndarray, alive: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

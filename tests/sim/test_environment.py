@@ -1,9 +1,10 @@
-"""fieldlearn.sim.environment: lazy graph rebuilds, batch rows of the CSR, region sensor, link filtering."""
+"""fieldlearn.sim.environment: lazy graph rebuilds, cuts, the graph as a calculus Graph, region sensor."""
 from __future__ import annotations
 
 import numpy as np
 
-from fieldlearn.sim.environment import Environment, filter_links
+from fieldlearn.calculus.network import Graph
+from fieldlearn.sim.environment import Environment
 from fieldlearn.sim.links import Cut, RadiusRule
 from fieldlearn.sim.regions import Regions
 
@@ -37,16 +38,15 @@ def test_region_sensor_first_match_and_outside():
     assert env.region[2] == -1
 
 
-def test_inbox_rows_of_a_partial_batch():
+def test_graph_is_a_calculus_graph_and_cuts_keep_its_row_order():
     env = make_env()
-    indptr, nbrs, dist = env.inbox_links(np.array([1, 3]))
-    assert list(indptr) == [0, 2, 3] and sorted(nbrs[:2]) == [0, 2] and list(nbrs[2:]) == [2]
-    assert np.allclose(dist, 1)
-    full = env.inbox_links(np.arange(4))
-    assert full[0] is env.graph.indptr
-
-
-def test_filter_links():
-    indptr = np.array([0, 2, 3, 5])
-    keep = np.array([True, False, False, True, True])
-    assert list(filter_links(indptr, keep)) == [0, 1, 1, 3]
+    g = env.graph
+    assert isinstance(g, Graph)
+    assert g.indptr.tolist() == [0, 1, 3, 5, 6] and g.neighbours.tolist() == [1, 0, 2, 1, 3, 2]
+    assert g.distance.tolist() == [1.0] * 6
+    env.add_cut(Cut("c", 4, np.array([[1, 2]]), None, None))
+    cut = env.graph
+    assert isinstance(cut, Graph)
+    assert cut.indptr.tolist() == [0, 1, 2, 3, 4] and cut.neighbours.tolist() == [1, 0, 3, 2]
+    indptr, nbrs, dist = cut.inbox_links(np.array([1, 3]))  # the inbox rows of a partial batch
+    assert indptr.tolist() == [0, 1, 2] and nbrs.tolist() == [0, 2] and dist.tolist() == [1.0, 1.0]
