@@ -1,12 +1,13 @@
 """PNG figures of a run (matplotlib, Agg, no pyplot state): metric time series and network snapshots."""
 from __future__ import annotations
 
+import io
 import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .export import Capture, Recorder, png_bytes
+from .recording import Capture, Recorder
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -140,3 +141,13 @@ def snapshot_png(captures: list[Capture], snap: Any, e: "Engine") -> bytes:
     fig.suptitle(f"{e.scenario.name or 'scenario'}: {snap.value or 'region'} "
                  "(hollow: no finite value, x: crashed)", fontsize=10)
     return png_bytes(fig)
+
+
+def png_bytes(fig: Any) -> bytes:
+    """Render a matplotlib Figure to PNG bytes deterministically (Agg, no timestamp or version metadata)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    return buf.getvalue()
