@@ -1,26 +1,13 @@
 """fieldlearn.sim.engine: batching, retention, loss, positions at event times, link rules, determinism."""
 from __future__ import annotations
 
-import copy
-from pathlib import Path
-
 import networkx as nx
 import numpy as np
 import pytest
 
-from fieldlearn import rep, sense
+from fieldlearn import sense
 from fieldlearn.sim.engine import Engine, SimulationError
-from fieldlearn.sim.loader import resolve_scenario
-from .sim_helpers import BASE, gradient_program, heard_program
-
-SCEN = Path(__file__).resolve().parents[2] / "scenarios"
-
-
-def scenario(**changes):
-    data = copy.deepcopy(BASE)
-    for k, v in changes.items():
-        data[k] = v
-    return resolve_scenario(data, SCEN)
+from .sim_helpers import gradient_program, heard_program, scenario
 
 
 def spy(engine):

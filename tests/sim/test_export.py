@@ -1,10 +1,8 @@
 """fieldlearn.sim.export: number formatting, CSV documents and the result files of a run."""
 from __future__ import annotations
 
-import copy
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,16 +11,7 @@ from fieldlearn import sense
 
 from fieldlearn.sim.export import csv_text, fmt
 from fieldlearn.sim.simulate import run_scenario
-from fieldlearn.sim.loader import resolve_scenario
-from .sim_helpers import BASE, gradient_program
-
-SCEN = Path(__file__).resolve().parents[2] / "scenarios"
-
-
-def scenario(**changes):
-    data = copy.deepcopy(BASE)
-    data.update(changes)
-    return resolve_scenario(data, SCEN)
+from .sim_helpers import gradient_program, scenario
 
 
 def test_fmt_and_csv_are_exact():

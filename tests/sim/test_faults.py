@@ -1,9 +1,7 @@
 """fieldlearn.sim.faults: each fault kind changes the world at its time, through the engine's public methods alone."""
 from __future__ import annotations
 
-import copy
 import typing
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,20 +10,47 @@ from fieldlearn import rep
 from fieldlearn.sim import scenario as S
 from fieldlearn.sim.engine import Engine
 from fieldlearn.sim.faults import FAULTS, Crash, CutLinks, FaultTarget, Join, Move, Restart, Restore, SetSensor
-from fieldlearn.sim.loader import resolve_scenario
 from fieldlearn.sim.regions import Regions
-from .sim_helpers import BASE, gradient_program
-
-SCEN = Path(__file__).resolve().parents[2] / "scenarios"
+from .sim_helpers import gradient_program, scenario
 
 
-def scenario(**changes):
-    data = copy.deepcopy(BASE)
-    data.update(changes)
-    return resolve_scenario(data, SCEN)
+def test_crash_restart_forgets_state_and_messages():
+    s = scenario(duration={"rounds": 12}, faults=[{"at": 3, "kind": "crash", "devices": {"ids": [4]}, "restart": 4}])
+    e = Engine(s, lambda: {"count": rep(0, lambda c: c + 1)})
+    e.run(until=5)
+    assert not e.alive[4] and e.crashed[4]
+    assert np.diff(e.graph.indptr)[4] == 0 and 4 not in e.graph.neighbours
+    assert e.outputs["count"][0] == 5 and e.rounds[4] == 3
+    assert not e.output("count")[1][4]
+    e.run()
+    assert e.alive[4] and e.outputs["count"][4] == 12 - 7  # restarted at t=7 from scratch
+    assert [(f.kind, f.time) for f in e.faults_log] == [("crash", 3.0), ("restart", 7.0)]
 
 
-''' + open('/tmp/simstruct/moved_tests.py').read() + '''
+def test_move_sensor_cut_restore_faults():
+    s = scenario(
+        duration={"rounds": 10},
+        faults=[
+            {"at": 2, "kind": "move", "devices": {"ids": [8]}, "to": [10, 10]},
+            {"at": 3, "kind": "sensor", "devices": {"nearest": [2, 2]}, "sensor": "source", "value": True},
+            {"at": 4, "kind": "cut", "name": "w", "wall": [[0.5, -1], [0.5, 5]]},
+            {"at": 6, "kind": "restore", "name": "w"},
+        ],
+    )
+    e = Engine(s, gradient_program)
+    e.run(until=2.5)
+    assert e.positions[8].tolist() == [10, 10] and np.diff(e.graph.indptr)[8] == 0
+    e.run(until=3.5)
+    assert e.sensors["source"].nonzero()[0].tolist() == [0, 5]  # nearest to (2, 2): 5 and 7 tie, lower id wins
+    e.run(until=5)
+    rows = e.graph.rows()
+    xs = e.positions[:, 0]
+    assert not np.any((xs[rows] < 0.5) & (xs[e.graph.neighbours] > 0.5))
+    e.run()
+    assert e.graph.n_links == 24 - 4  # 3x3 grid: 12 edges both ways, minus the two of device 8 (moved away)
+    assert [f.count for f in e.faults_log] == [1, 1, 1, 1]
+
+
 def test_move_by_an_offset_and_into_a_region_pins_the_devices():
     s = scenario(
         duration={"rounds": 6},

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import copy
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,15 +12,7 @@ from fieldlearn.sim.loader import resolve_scenario
 from fieldlearn.sim.metrics import register_metric
 from fieldlearn.sim.recording import summarise
 from fieldlearn.sim.simulate import run_scenario
-from .sim_helpers import BASE, gradient_program
-
-SCEN = Path(__file__).resolve().parents[2] / "scenarios"
-
-
-def scenario(**changes):
-    data = copy.deepcopy(BASE)
-    data.update(changes)
-    return resolve_scenario(data, SCEN)
+from .sim_helpers import BASE, gradient_program, scenario
 
 
 def test_summarise_skips_non_finite_and_counts():
