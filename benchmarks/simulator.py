@@ -264,7 +264,7 @@ def main() -> None:
         note = ""
         if label == measures[1][0]:
             note = "records every round"
-        elif isinstance(e, Engine) and e.mobility:
+        elif isinstance(e, Engine) and e.moving:
             rule = e.env.rule
             note = f"{rule.searches} searches, {rule.splices} splices, skin {rule.skin / radius:.2f} r"
         print(f"| {label:50} | {rate:15,.0f} | {rate / base:7.2f} | {n / rate * 1e3:8.2f} | {note} |")

@@ -1,4 +1,5 @@
-"""Initial device placement: grid (with jitter), random inside an area, explicit points, networkx graph layouts."""
+"""Where a deployment's devices start: grid (with jitter), random inside an area, explicit points, networkx graph
+layouts; one function per `deployments:` kind, built by `PLACEMENTS.build(spec, rng, regions, graph)` (`place`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,7 +10,10 @@ from shapely.geometry import Polygon
 
 from . import scenario as S
 from .errors import ScenarioError, format_path
+from .kinds import Kinds
 from .regions import Regions, generator_uniform, sample_in_polygon
+
+PLACEMENTS = Kinds("deployment")
 
 
 @dataclass
@@ -32,28 +36,45 @@ def area_polygon(region: str | None, polygon: list | None, box: list | None, reg
 def place(dep: S.GridDeployment | S.RandomDeployment | S.PointsDeployment | S.GraphDeployment,
           rng: np.random.Generator, regions: Regions, graph: Any = None) -> Placement:
     """Where the devices of one deployment start (`graph`: a graph deployment's built networkx graph)."""
-    no_edges = np.zeros((0, 2), dtype=np.int64)
-    if isinstance(dep, S.GridDeployment):
-        return Placement(_grid(dep, rng), no_edges)
-    if isinstance(dep, S.RandomDeployment):
-        poly = area_polygon(dep.region, dep.polygon, dep.box, regions)
-        return Placement(sample_in_polygon(poly, dep.count, generator_uniform(rng, dep.count)), no_edges)
-    if isinstance(dep, S.PointsDeployment):
-        return Placement(np.asarray(dep.points, dtype=np.float64).reshape(-1, 2), no_edges)
-    return _graph(dep, graph, rng)
+    return PLACEMENTS.build(dep, rng, regions, graph)
 
 
-def _grid(dep: S.GridDeployment, rng: np.random.Generator) -> np.ndarray:
+def deployment_path(s: S.Scenario, i: int) -> tuple:
+    """The YAML path of deployment `i` in id order: an initial deployment, or a join fault's deployment."""
+    if i < len(s.deployments):
+        return ("deployments", i)
+    joins = [k for k, f in enumerate(s.faults) if isinstance(f, S.JoinFault)]
+    return ("faults", joins[i - len(s.deployments)], "deployment")
+
+
+_NO_EDGES = np.zeros((0, 2), dtype=np.int64)
+_NO_EDGES.flags.writeable = False
+
+
+@PLACEMENTS.register(S.GridDeployment)
+def _grid(dep: S.GridDeployment, rng: np.random.Generator, regions: Regions, graph: Any) -> Placement:
     rows, cols = dep.shape()
     n = dep.n_devices
     k = np.arange(n)
     pos = np.column_stack([k % cols, k // cols]).astype(np.float64) * dep.spacing + np.asarray(dep.origin)
     if dep.jitter > 0:
         pos += rng.uniform(-dep.jitter, dep.jitter, size=(n, 2))
-    return pos
+    return Placement(pos, _NO_EDGES)
 
 
-def _graph(dep: S.GraphDeployment, g: Any, rng: np.random.Generator) -> Placement:
+@PLACEMENTS.register(S.RandomDeployment)
+def _random(dep: S.RandomDeployment, rng: np.random.Generator, regions: Regions, graph: Any) -> Placement:
+    poly = area_polygon(dep.region, dep.polygon, dep.box, regions)
+    return Placement(sample_in_polygon(poly, dep.count, generator_uniform(rng, dep.count)), _NO_EDGES)
+
+
+@PLACEMENTS.register(S.PointsDeployment)
+def _points(dep: S.PointsDeployment, rng: np.random.Generator, regions: Regions, graph: Any) -> Placement:
+    return Placement(np.asarray(dep.points, dtype=np.float64).reshape(-1, 2), _NO_EDGES)
+
+
+@PLACEMENTS.register(S.GraphDeployment)
+def _graph(dep: S.GraphDeployment, rng: np.random.Generator, regions: Regions, g: Any) -> Placement:
     import networkx as nx
 
     nodes = list(g.nodes)

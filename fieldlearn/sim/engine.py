@@ -13,34 +13,57 @@ from fieldlearn.calculus.pytree import tree_flatten
 from fieldlearn.calculus.vm import Inbox, RoundVM
 
 from . import scenario as S
-from .deployments import Placement, area_polygon, place
+from .deployments import Placement, area_polygon, deployment_path, place
 from .environment import Environment, LazyRegion
-from .errors import ScenarioError
+from .errors import ScenarioError, format_path
+from .faults import FAULTS, Fault
+from .kinds import Kinds
 from .links import Cut, FixedRule, KnnRule, RadiusRule, filter_links, sorted_unique
 from .loader import LoadedScenario
-from .mobility import MobilityModel, make_mobility
-from .regions import Regions, covers_xy, generator_uniform, sample_in_polygon
+from .mobility import MOBILITY, MobilityInputs, MobilityModel
+from .regions import Regions, covers_xy
 from .rng import key, stream
-from .timing import Schedule
+from .timing import ROUND_TIMES
 
 # Order of events at one instant: faults change the world, then devices fire (one batch), then probes observe.
 FAULT, ROUND, PROBE = 0, 1, 2
 
+LINK_RULES = Kinds("links rule")
+
 
 @dataclass(frozen=True)
 class Group:
-    """The devices of one deployment: ids `start .. start+count-1`, appearing at `joins` (0 for initial ones)."""
+    """The devices of one deployment: ids `start .. start+count-1`, where they start and how they move; `fault` is
+    the join fault that brings them (None: they are there from time 0)."""
 
     index: int
     start: int
     count: int
     deployment: Any
-    joins: float
+    fault: int | None
     placement: Placement
+    mobility: MobilityModel
 
     @property
     def ids(self) -> np.ndarray:
         return np.arange(self.start, self.start + self.count)
+
+
+@LINK_RULES.register(S.RadiusLinks)
+def _radius_rule(spec: S.RadiusLinks, groups: list[Group], capacity: int) -> RadiusRule:
+    moves = any(g.mobility.moves for g in groups)
+    return RadiusRule(spec.radius, skin=0.25 * spec.radius if moves else 0.0)
+
+
+@LINK_RULES.register(S.KnnLinks)
+def _knn_rule(spec: S.KnnLinks, groups: list[Group], capacity: int) -> KnnRule:
+    return KnnRule(spec.k)
+
+
+@LINK_RULES.register(S.FixedLinks)
+def _fixed_rule(spec: S.FixedLinks, groups: list[Group], capacity: int) -> FixedRule:
+    edges = [g.placement.edges + g.start for g in groups] + [np.asarray(spec.edges, dtype=np.int64).reshape(-1, 2)]
+    return FixedRule(capacity, np.concatenate(edges), spec.lengths == "unit")
 
 
 @dataclass
@@ -58,9 +81,12 @@ class Engine:
 
     Public state for metrics and resource adapters: `time`, `positions`, `region`, `alive`, `crashed`, `present`,
     `graph`, `sensors`, `outputs`/`output(name)`, `rounds` (per device), `device_rounds`, `batches`, `vm`,
-    `scenario`, `capacity`, `faults_log`, `regions`, `seed`, `period`, `device`, `base_dir`, `deployed_mobile`;
+    `scenario`, `capacity`, `faults_log`, `regions`, `seed`, `period`, `device`, `base_dir`, `deployed_mobile`,
+    `groups`, `moving` (groups present whose devices move), `faults`, `round_times`, `fault_rng`;
     hooks: `round_hooks` (after each batch), `result_hooks` (may take values out of a batch's results before they
     are recorded as outputs), `crash_hooks` (devices that crashed), `every`/`at` (probes); `metrics` by name.
+    Changes of the world, for faults (`faults.FaultTarget`): `select`, `crash`, `restart`, `appear`, `pin`,
+    `set_sensor`, `add_cut`, `restore_links`, `add_fault`.
     """
 
     def __init__(self, loaded: LoadedScenario, program: Callable[[], Any] | None = None, *, device: str = "cpu"):
@@ -81,17 +107,17 @@ class Engine:
         self.vm = _make_vm(run, device, torch_values="learning" in declared.needs)
         self.device = device
 
-        self.groups = self._place_groups()
-        self.env = Environment(cap, self.regions, self._link_rule())
+        self.faults: list[Fault] = [FAULTS.build(f, i) for i, f in enumerate(s.faults)]
+        self.groups = self._build_groups()
+        self.env = Environment(cap, self.regions, LINK_RULES.build(s.links, self.groups, cap))
         self.env.set_positions(np.arange(cap), np.concatenate([g.placement.positions for g in self.groups]))
         self.present = np.zeros(cap, dtype=bool)
         self.crashed = np.zeros(cap, dtype=bool)
         self.pinned = np.zeros(cap, dtype=bool)
-        self.mobility: list[tuple[Group, MobilityModel]] = []
-        self._moving: list[tuple[Group, MobilityModel]] = []
+        self.moving: list[Group] = []
         self._positions_time = -math.inf
 
-        self.schedule = Schedule(s.schedule, cap, stream(s.seed, "schedule"))
+        self.round_times = ROUND_TIMES.build(s.schedule, cap, stream(s.seed, "schedule"))
         self.next_time = np.full(cap, math.inf)
         self.last_round = np.full(cap, -math.inf)
         self.rounds = np.zeros(cap, dtype=np.int64)
@@ -100,7 +126,7 @@ class Engine:
         self.retention = s.links.retention
         self.loss = s.links.loss
         self._loss_rng = stream(s.seed, "loss")
-        self._select_rng = stream(s.seed, "faults")
+        self.fault_rng = stream(s.seed, "faults")  # what faults draw from, in the order they happen
 
         self.outputs: dict[str, np.ndarray] = {}
         self.has_output: dict[str, np.ndarray] = {}
@@ -120,27 +146,31 @@ class Engine:
         self.vm.sensors["time"] = 0.0
 
         for g in self.groups:
-            if g.joins == 0.0 and g.index < len(s.deployments):
-                self._appear(g, 0.0)
+            if g.fault is None:
+                self.appear(g, 0.0)
         self._update_positions(0.0)
-        self._apply_sensor_sets()
-        for i, f in enumerate(s.faults):
-            self._push(f.at, FAULT, "fault", i)
+        for name, spec in s.sensors.items():
+            for item in _sensor_default_and_sets(spec)[1]:
+                self.set_sensor(name, self.select(item.devices), item.value)
+        for fault in self.faults:
+            self.add_fault(fault)
         self.adapters = {need: _adapter(need, self, config) for need, config in loaded.resources.items()}
         for adapter in self.adapters.values():
             self.metrics.update(adapter.metrics())
 
     # -- building ------------------------------------------------------------------------------------------
-    def _place_groups(self) -> list[Group]:
-        s = self.scenario
+    def _build_groups(self) -> list[Group]:
+        s, loaded = self.scenario, self.loaded
+        brought_by = [None] * len(s.deployments) + [i for i, f in enumerate(s.faults) if isinstance(f, S.JoinFault)]
         groups, start = [], 0
-        deps = [(d, 0.0) for d in s.deployments] + [(f.deployment, f.at) for f in s.faults if isinstance(f, S.JoinFault)]
-        for i, ((d, t), count) in enumerate(zip(deps, self.loaded.counts)):
+        for i, (d, fault, count) in enumerate(zip(s.all_deployments(), brought_by, loaded.counts)):
             try:
-                placement = place(d, stream(s.seed, f"deployment/{i}"), self.regions, self.loaded.graphs.get(i))
+                placement = place(d, stream(s.seed, f"deployment/{i}"), self.regions, loaded.graphs.get(i))
             except ValueError as exc:
-                raise ScenarioError(str(exc), _deployment_path(s, i)) from None
-            groups.append(Group(i, start, count, d, t, placement))
+                raise ScenarioError(str(exc), format_path(deployment_path(s, i))) from None
+            inputs = MobilityInputs(self.regions, s.period, key(s.seed, f"mobility/{i}"), loaded.traces.get(i))
+            mobility = MOBILITY.build(d.mobility, np.arange(start, start + count), inputs)
+            groups.append(Group(i, start, count, d, fault, placement, mobility))
             start += count
         return groups
 
@@ -149,51 +179,34 @@ class Engine:
         """Whether each device belongs to a deployment whose mobility is not static."""
         out = np.zeros(self.capacity, dtype=bool)
         for g in self.groups:
-            out[g.start:g.start + g.count] = not isinstance(g.deployment.mobility, S.Static)
+            out[g.start:g.start + g.count] = g.mobility.moves
         return out
 
-    def _link_rule(self) -> RadiusRule | KnnRule | FixedRule:
-        links = self.scenario.links
-        if isinstance(links, S.RadiusLinks):
-            moves = any(not isinstance(g.deployment.mobility, S.Static) for g in self.groups)
-            return RadiusRule(links.radius, skin=0.25 * links.radius if moves else 0.0)
-        if isinstance(links, S.KnnLinks):
-            return KnnRule(links.k)
-        edges = [g.placement.edges + g.start for g in self.groups] + [np.asarray(links.edges, dtype=np.int64).reshape(-1, 2)]
-        return FixedRule(self.capacity, np.concatenate(edges), links.lengths == "unit")
-
     def _initial_sensors(self) -> dict[str, np.ndarray]:
+        """Every scenario sensor over all device ids: its default, then deployments' values, in a type that holds
+        every value the scenario may give it (defaults, set values, deployments' values, faults' values)."""
         s = self.scenario
         values: dict[str, list] = {n: [] for n in s.sensor_names()}
+        defaults = {}
         for name, spec in s.sensors.items():
-            values[name].append(spec.default if isinstance(spec, S.SensorSpec) else spec)
-            if isinstance(spec, S.SensorSpec):
-                values[name] += [item.value for item in spec.set]
+            defaults[name], sets = _sensor_default_and_sets(spec)
+            values[name] += [defaults[name]] + [item.value for item in sets]
         for d in s.all_deployments():
             for name, v in d.sensors.items():
                 values[name] += v if isinstance(v, list) else [v]
-        for f in s.faults:
-            if isinstance(f, S.SensorFault):
-                values[f.sensor].append(f.value)
+        for fault in self.faults:
+            for name, written in fault.sensor_values().items():
+                values[name] += written
         out = {}
         for name, vals in values.items():
             dtype = np.result_type(*[np.asarray(v).dtype for v in vals]) if vals else np.float64
-            default = s.sensors.get(name)
-            if isinstance(default, S.SensorSpec):
-                default = default.default
-            arr = np.full(self.capacity, default if default is not None else 0, dtype=dtype)
+            arr = np.full(self.capacity, defaults.get(name, 0), dtype=dtype)
             for g in self.groups:
                 v = g.deployment.sensors.get(name)
                 if v is not None:
                     arr[g.start:g.start + g.count] = v
             out[name] = arr
         return out
-
-    def _apply_sensor_sets(self) -> None:
-        for name, spec in self.scenario.sensors.items():
-            if isinstance(spec, S.SensorSpec):
-                for item in spec.set:
-                    self.sensors[name][self.select(item.devices)] = item.value
 
     # -- events --------------------------------------------------------------------------------------------
     def _push(self, t: float, priority: int, kind: str, payload: Any) -> None:
@@ -259,9 +272,7 @@ class Engine:
 
     def _handle(self, kind: str, payload: Any, t: float) -> None:
         if kind == "fault":
-            self._fault(payload, t)
-        elif kind == "restart":
-            self._restart(payload, t)
+            self.faults_log.append(FaultRecord(t, payload.kind, payload.apply(self, t), payload.index))
         elif kind == "every":
             start, interval, k, fn = payload
             fn(self)
@@ -307,7 +318,7 @@ class Engine:
         self.batches += 1
         for hook in self.round_hooks:
             hook(self, ids, outs)
-        self._push_rounds(ids, self.schedule.next(ids, t, every))
+        self._push_rounds(ids, self.round_times.next(ids, t, every))
 
     def _record(self, ids: np.ndarray, result: Any, sel: slice | np.ndarray | None = None) -> dict[str, np.ndarray]:
         named = _name_outputs(result)
@@ -361,34 +372,33 @@ class Engine:
     def graph(self) -> Graph:
         return self.env.graph
 
-    def _appear(self, g: Group, t: float) -> None:
-        ids = g.ids
-        model = make_mobility(g.deployment.mobility, ids, self.regions, self.scenario.period,
-                              key(self.seed, f"mobility/{g.index}"), self.loaded.traces.get(g.index))
-        if model is not None:
-            model.start(t, g.placement.positions)
-            self.mobility.append((g, model))
-            self._moving.append((g, model))
+    def appear(self, group: Group, t: float) -> int:
+        """The devices of `group` appear at `t` where they are deployed, start moving and firing; returns how many."""
+        ids = group.ids
+        if group.mobility.moves:
+            group.mobility.start(t, group.placement.positions)
+            self.moving.append(group)
             self._positions_time = -math.inf
         self.present[ids] = True
         self.env.set_alive(ids, True)
-        self._push_rounds(ids, self.schedule.start(ids, t))
+        self._push_rounds(ids, self.round_times.start(ids, t))
+        return group.count
 
     def _update_positions(self, t: float) -> None:
         """Bring moving devices to time `t` (or to the last mobility-update instant, with `mobility_step`)."""
         step = self.scenario.mobility_step
         if step is not None:
             t = math.floor(t / step + 1e-9) * step
-        if t == self._positions_time or not self._moving:
+        if t == self._positions_time or not self.moving:
             return
         self._positions_time = t
-        for g, model in self._moving:
-            xy = model.positions(t)
+        for g in self.moving:
+            xy = g.mobility.positions(t)
             free = ~self.pinned[g.start:g.start + g.count]
             if free.all():
                 self.env.set_positions(slice(g.start, g.start + g.count), xy)
             else:
-                self.env.set_positions(model.ids[free], xy[free])
+                self.env.set_positions(g.mobility.ids[free], xy[free])
 
     def select(self, sel: S.Selector) -> np.ndarray:
         """Ids of the devices a selector designates now (present devices; geometric ones among the alive)."""
@@ -417,47 +427,9 @@ class Engine:
         poly = area_polygon(None, sel.polygon, sel.box, self.regions)
         return ids[covers_xy(poly, pos)]
 
-    # -- faults --------------------------------------------------------------------------------------------
-    def _fault(self, index: int, t: float) -> None:
-        f = self.scenario.faults[index]
-        count = 0
-        if isinstance(f, S.CrashFault):
-            ids = self.select(f.devices)
-            ids = ids[self.alive[ids]]
-            self._crash(ids)
-            count = len(ids)
-            if f.restart is not None and len(ids):
-                self._push(t + f.restart, FAULT, "restart", ids)
-        elif isinstance(f, S.JoinFault):
-            g = next(g for g in self.groups if g.joins == f.at and g.deployment is f.deployment)
-            self._appear(g, t)
-            count = g.count
-        elif isinstance(f, S.MoveFault):
-            ids = self.select(f.devices)
-            if f.to is not None:
-                xy = np.tile(np.asarray(f.to, dtype=np.float64), (len(ids), 1))
-            elif f.by is not None:
-                xy = self.positions[ids] + np.asarray(f.by)
-            else:
-                xy = sample_in_polygon(self.regions.polygon(f.region), len(ids),
-                                       generator_uniform(self._select_rng, len(ids)), f"region {f.region!r}")
-            self.pinned[ids] = True
-            self.env.set_positions(ids, xy)
-            count = len(ids)
-        elif isinstance(f, S.SensorFault):
-            ids = self.select(f.devices)
-            self.sensors[f.sensor][ids] = f.value
-            count = len(ids)
-        elif isinstance(f, S.CutFault):
-            devices = self.select(f.devices) if f.devices is not None else None
-            self.env.add_cut(Cut(f.name, self.capacity, np.asarray(f.pairs, dtype=np.int64).reshape(-1, 2),
-                                 f.wall, devices))
-            count = 1
-        elif isinstance(f, S.RestoreFault):
-            count = self.env.restore(f.name)
-        self.faults_log.append(FaultRecord(t, f.kind, count, index))
-
-    def _crash(self, ids: np.ndarray) -> None:
+    # -- changes of the world (what faults use) ---------------------------------------------------------------
+    def crash(self, ids: np.ndarray) -> None:
+        """Devices `ids` stop: no rounds, no messages, no outputs; the VM and the crash hooks forget them."""
         self.env.set_alive(ids, False)
         self.crashed[ids] = True
         self.next_time[ids] = math.inf
@@ -469,12 +441,34 @@ class Engine:
             for hook in self.crash_hooks:
                 hook(ids)
 
-    def _restart(self, ids: np.ndarray, t: float) -> None:
+    def restart(self, ids: np.ndarray, t: float) -> int:
+        """The crashed devices among `ids` come back at `t` (from scratch); returns how many did."""
         ids = ids[self.crashed[ids]]
         self.crashed[ids] = False
         self.env.set_alive(ids, True)
-        self._push_rounds(ids, self.schedule.start(ids, t))
-        self.faults_log.append(FaultRecord(t, "restart", len(ids), -1))
+        self._push_rounds(ids, self.round_times.start(ids, t))
+        return len(ids)
+
+    def pin(self, ids: np.ndarray, xy: np.ndarray) -> None:
+        """Put devices `ids` at `xy`, where they stay: their mobility no longer moves them."""
+        self.pinned[ids] = True
+        self.env.set_positions(ids, xy)
+
+    def set_sensor(self, name: str, ids: np.ndarray, value: Any) -> None:
+        """Scenario sensor `name` reads `value` on devices `ids` from now on."""
+        self.sensors[name][ids] = value
+
+    def add_cut(self, cut: Cut) -> None:
+        """Remove the links `cut` designates while it lasts."""
+        self.env.add_cut(cut)
+
+    def restore_links(self, name: str | None) -> int:
+        """Undo the cuts called `name` (every cut when None); returns how many were undone."""
+        return self.env.restore(name)
+
+    def add_fault(self, fault: Fault) -> None:
+        """Apply `fault` at its time `fault.at` (before the rounds of that instant) and log it in `faults_log`."""
+        self._push(fault.at, FAULT, "fault", fault)
 
 
 class SimulationError(RuntimeError):
@@ -528,8 +522,6 @@ def _name_outputs(result: Any) -> dict[str, Any]:
     return {f"value_{i}": leaf for i, leaf in enumerate(leaves)}
 
 
-def _deployment_path(s: S.Scenario, i: int) -> str:
-    if i < len(s.deployments):
-        return f"deployments[{i}]"
-    joins = [k for k, f in enumerate(s.faults) if isinstance(f, S.JoinFault)]
-    return f"faults[{joins[i - len(s.deployments)]}].deployment"
+def _sensor_default_and_sets(spec: Any) -> tuple[Any, list[S.SensorSet]]:
+    """A `sensors:` entry as (default, values set on selected devices): a bare value is everybody's default."""
+    return (spec.default, spec.set) if isinstance(spec, S.SensorSpec) else (spec, [])

@@ -8,6 +8,7 @@ leaves out. Fault times are dotted lines, labelled once above the top panel. Pla
 """
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ import numpy as np
 from fieldlearn.lib import NO_ID
 
 from .colouring import PALETTE, is_categorical
-from .export import Capture, Recorder, png_bytes
+from .recording import Capture, Recorder
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -293,3 +294,13 @@ def _snapshot_values(c: Capture, ids_valued: bool) -> np.ndarray:
     if ids_valued:
         v[(v >= NO_ID) | (v < 0)] = np.nan
     return v
+
+
+def png_bytes(fig: Any) -> bytes:
+    """Render a matplotlib Figure to PNG bytes deterministically (Agg, no timestamp or version metadata)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    return buf.getvalue()

@@ -1,7 +1,9 @@
-"""Mobility models, vectorised over the devices they move: static, tour, random waypoint, CSV trace."""
+"""Mobility models, vectorised over the devices they move: static, tour, random waypoint, CSV trace; one class per
+`mobility:` kind, built by `MOBILITY.build(spec, ids, inputs)`."""
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +14,29 @@ from fieldlearn.calculus.keyed import keyed_uniform
 from . import scenario as S
 from .deployments import area_polygon
 from .errors import ScenarioError, format_path
+from .kinds import Kinds
 from .regions import Regions, sample_in_polygon
+
+MOBILITY = Kinds("mobility")
+
+
+@dataclass(frozen=True)
+class MobilityInputs:
+    """What a model is built from besides its block and its devices: the regions, the mean time between rounds, the
+    deployment's random key (for `keyed_uniform`) and, for trace mobility, the deployment's trace rows."""
+
+    regions: Regions
+    period: float
+    key: int
+    trace: np.ndarray | None = None
 
 
 class MobilityModel:
     """Moves a fixed set of devices (`ids`, global); `positions(t)` must be called with non-decreasing `t`."""
 
-    def __init__(self, ids: np.ndarray):
+    moves = True  # False: the devices stay where they are deployed, and the engine never asks
+
+    def __init__(self, spec: object, ids: np.ndarray, inputs: MobilityInputs):
         self.ids = np.asarray(ids, dtype=np.int64)
 
     def start(self, t0: float, positions: np.ndarray) -> None:
@@ -28,6 +46,13 @@ class MobilityModel:
     def positions(self, t: float) -> np.ndarray:
         """Positions of `ids` at time `t`, shape (len(ids), 2)."""
         return self._static
+
+
+@MOBILITY.register(S.Static)
+class StaticMobility(MobilityModel):
+    """Devices stay where they were deployed."""
+
+    moves = False
 
 
 class LegMobility(MobilityModel):
@@ -118,19 +143,20 @@ def _center(poly: Polygon) -> np.ndarray:
     return np.array([c.x, c.y])
 
 
+@MOBILITY.register(S.Tour)
 class TourMobility(LegMobility):
     """Visit stops (regions or points) in turn, dwelling a number of rounds (or a time) in each."""
 
-    def __init__(self, ids: np.ndarray, spec: S.Tour, regions: Regions, period: float, key: int):
-        super().__init__(ids)
-        self.spec, self.key = spec, key
+    def __init__(self, spec: S.Tour, ids: np.ndarray, inputs: MobilityInputs):
+        super().__init__(spec, ids, inputs)
+        self.spec, self.key = spec, inputs.key
         self.stops: list[Polygon | np.ndarray] = [
-            regions.polygon(s) if isinstance(s, str) else np.asarray(s, dtype=np.float64) for s in spec.stops
+            inputs.regions.polygon(s) if isinstance(s, str) else np.asarray(s, dtype=np.float64) for s in spec.stops
         ]
         self.stop_names = [s if isinstance(s, str) else f"point {s}" for s in spec.stops]
         m = len(self.stops)
         dwell = spec.dwell if spec.dwell is not None else spec.dwell_time
-        scale = period if spec.dwell is not None else 1.0
+        scale = inputs.period if spec.dwell is not None else 1.0
         self.dwells = np.broadcast_to(np.asarray(dwell, dtype=np.float64) * scale, (m,)).copy()
         local = np.arange(len(self.ids))
         if spec.start == "first":
@@ -138,7 +164,7 @@ class TourMobility(LegMobility):
         elif spec.start == "spread":
             self.offset = local % m
         else:
-            self.offset = np.floor(keyed_uniform(key, self.ids, -1) * m).astype(np.int64)
+            self.offset = np.floor(keyed_uniform(self.key, self.ids, -1) * m).astype(np.int64)
         self._speed = np.inf if spec.speed is None else float(spec.speed)
 
     def stop_index(self, idx: np.ndarray, leg: np.ndarray) -> np.ndarray:
@@ -172,17 +198,18 @@ class TourMobility(LegMobility):
         return d
 
 
+@MOBILITY.register(S.RandomWaypoint)
 class RandomWaypointMobility(LegMobility):
     """Travel at a (random) speed to a random point of an area, pause, repeat."""
 
-    def __init__(self, ids: np.ndarray, spec: S.RandomWaypoint, regions: Regions, period: float, key: int):
-        super().__init__(ids)
-        self.key = key
-        self.area = area_polygon(spec.region, spec.polygon, spec.box, regions)
+    def __init__(self, spec: S.RandomWaypoint, ids: np.ndarray, inputs: MobilityInputs):
+        super().__init__(spec, ids, inputs)
+        self.key = inputs.key
+        self.area = area_polygon(spec.region, spec.polygon, spec.box, inputs.regions)
         self.what = f"region {spec.region!r}" if spec.region else "waypoint area"
         self.speed_range = np.broadcast_to(np.asarray(spec.speed, dtype=np.float64), (2,))
         pause = spec.pause if spec.pause is not None else (spec.pause_time if spec.pause_time is not None else 0.0)
-        scale = period if spec.pause is not None else 1.0
+        scale = inputs.period if spec.pause is not None else 1.0
         self.pause_range = np.broadcast_to(np.asarray(pause, dtype=np.float64) * scale, (2,))
 
     def _draw(self, lo_hi: np.ndarray, idx: np.ndarray, leg: np.ndarray, comp: int) -> np.ndarray:
@@ -201,12 +228,16 @@ class RandomWaypointMobility(LegMobility):
         return self._draw(self.pause_range, idx, leg, 8)
 
 
+@MOBILITY.register(S.TraceSpec)
 class TraceMobility(MobilityModel):
     """Positions linearly interpolated from samples (time, device, x, y); before the first and after the last
     sample a device stays at that sample; devices without samples stay where deployed."""
 
-    def __init__(self, ids: np.ndarray, data: np.ndarray):
-        super().__init__(ids)
+    def __init__(self, spec: S.TraceSpec, ids: np.ndarray, inputs: MobilityInputs):
+        super().__init__(spec, ids, inputs)
+        data = inputs.trace
+        if data is None:
+            raise ValueError("trace mobility is built from its deployment's trace rows (LoadedScenario.traces)")
         self.t = data[:, 0]
         self.dev = data[:, 1].astype(np.int64)
         self.xy = data[:, 2:4]
@@ -232,18 +263,6 @@ class TraceMobility(MobilityModel):
         frac = np.where(t <= t0, 0.0, frac)
         out[devs] = self.xy[i] + (self.xy[j] - self.xy[i]) * frac[:, None]
         return out
-
-
-def make_mobility(spec: S.Static | S.Tour | S.RandomWaypoint | S.TraceSpec, ids: np.ndarray, regions: Regions,
-                  period: float, key: int, trace: np.ndarray | None = None) -> MobilityModel | None:
-    """The model for one deployment's devices (`trace`: a trace deployment's rows), or None when they never move."""
-    if isinstance(spec, S.Tour):
-        return TourMobility(ids, spec, regions, period, key)
-    if isinstance(spec, S.RandomWaypoint):
-        return RandomWaypointMobility(ids, spec, regions, period, key)
-    if isinstance(spec, S.TraceSpec):
-        return TraceMobility(ids, trace)
-    return None
 
 
 def read_trace(path: Path, count: int, loc: tuple) -> np.ndarray:

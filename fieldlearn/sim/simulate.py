@@ -11,8 +11,9 @@ import numpy as np
 
 from .engine import Engine
 from .errors import ScenarioError
-from .export import Recorder, write_results
+from .export import write_results
 from .loader import LoadedScenario
+from .recording import Recorder
 from .watch import Watch
 
 

@@ -1,9 +1,14 @@
 """Shared helpers for simulator tests: a minimal valid scenario dict and tiny programs written with the constructs."""
 from __future__ import annotations
 
+import copy
+from pathlib import Path
 from typing import Any
 
 from fieldlearn import distances, mux, nbr, sense, share
+from fieldlearn.sim.loader import LoadedScenario, resolve_scenario
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 BASE: dict[str, Any] = {
     "name": "tiny",
@@ -15,6 +20,13 @@ BASE: dict[str, Any] = {
     "links": {"rule": "radius", "radius": 1.1},
     "program": {"name": "gradient"},
 }
+
+
+def scenario(**changes: Any) -> LoadedScenario:
+    """BASE with some top-level blocks replaced, resolved (programs by name, files beside the shipped scenarios)."""
+    data = copy.deepcopy(BASE)
+    data.update(changes)
+    return resolve_scenario(data, SCENARIOS)
 
 
 def gradient_program(source: str = "source") -> dict:

@@ -1,26 +1,13 @@
-"""fieldlearn.sim.engine: batching, retention, loss, faults as events, positions at event times, determinism."""
+"""fieldlearn.sim.engine: batching, retention, loss, positions at event times, link rules, determinism."""
 from __future__ import annotations
-
-import copy
-from pathlib import Path
 
 import networkx as nx
 import numpy as np
 import pytest
 
-from fieldlearn import rep, sense
+from fieldlearn import sense
 from fieldlearn.sim.engine import Engine, SimulationError
-from fieldlearn.sim.loader import resolve_scenario
-from .sim_helpers import BASE, gradient_program, heard_program
-
-SCEN = Path(__file__).resolve().parents[2] / "scenarios"
-
-
-def scenario(**changes):
-    data = copy.deepcopy(BASE)
-    for k, v in changes.items():
-        data[k] = v
-    return resolve_scenario(data, SCEN)
+from .sim_helpers import gradient_program, heard_program, scenario
 
 
 def spy(engine):
@@ -129,43 +116,6 @@ def test_loss_is_seeded_bernoulli_per_link_and_round():
     assert np.array_equal(run(1, 0.3)[0], got)
     assert not np.array_equal(run(2, 0.3)[0], got)
     assert np.all(run(1, 0.0)[0] == links)
-
-
-def test_crash_restart_forgets_state_and_messages():
-    s = scenario(duration={"rounds": 12}, faults=[{"at": 3, "kind": "crash", "devices": {"ids": [4]}, "restart": 4}])
-    e = Engine(s, lambda: {"count": rep(0, lambda c: c + 1)})
-    e.run(until=5)
-    assert not e.alive[4] and e.crashed[4]
-    assert np.diff(e.graph.indptr)[4] == 0 and 4 not in e.graph.neighbours
-    assert e.outputs["count"][0] == 5 and e.rounds[4] == 3
-    assert not e.output("count")[1][4]
-    e.run()
-    assert e.alive[4] and e.outputs["count"][4] == 12 - 7  # restarted at t=7 from scratch
-    assert [(f.kind, f.time) for f in e.faults_log] == [("crash", 3.0), ("restart", 7.0)]
-
-
-def test_move_sensor_cut_restore_faults():
-    s = scenario(
-        duration={"rounds": 10},
-        faults=[
-            {"at": 2, "kind": "move", "devices": {"ids": [8]}, "to": [10, 10]},
-            {"at": 3, "kind": "sensor", "devices": {"nearest": [2, 2]}, "sensor": "source", "value": True},
-            {"at": 4, "kind": "cut", "name": "w", "wall": [[0.5, -1], [0.5, 5]]},
-            {"at": 6, "kind": "restore", "name": "w"},
-        ],
-    )
-    e = Engine(s, gradient_program)
-    e.run(until=2.5)
-    assert e.positions[8].tolist() == [10, 10] and np.diff(e.graph.indptr)[8] == 0
-    e.run(until=3.5)
-    assert e.sensors["source"].nonzero()[0].tolist() == [0, 5]  # nearest to (2, 2): 5 and 7 tie, lower id wins
-    e.run(until=5)
-    rows = e.graph.rows()
-    xs = e.positions[:, 0]
-    assert not np.any((xs[rows] < 0.5) & (xs[e.graph.neighbours] > 0.5))
-    e.run()
-    assert e.graph.n_links == 24 - 4  # 3x3 grid: 12 edges both ways, minus the two of device 8 (moved away)
-    assert [f.count for f in e.faults_log] == [1, 1, 1, 1]
 
 
 def test_positions_evaluated_at_each_round_time():

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from fieldlearn.sim import scenario as S
-from fieldlearn.sim.mobility import RandomWaypointMobility, TourMobility, TraceMobility
+from fieldlearn.sim.mobility import (MOBILITY, MobilityInputs, RandomWaypointMobility, StaticMobility, TourMobility,
+                                     TraceMobility)
 from fieldlearn.sim.regions import Regions
 
 REGIONS = Regions(["A", "B", "C"], [S.box_polygon([0, 0, 10, 10]), S.box_polygon([20, 0, 30, 10]),
@@ -15,7 +16,7 @@ REGIONS = Regions(["A", "B", "C"], [S.box_polygon([0, 0, 10, 10]), S.box_polygon
 def tour(**kw):
     spec = S.Tour(kind="tour", **kw)
     ids = np.arange(5)
-    m = TourMobility(ids, spec, REGIONS, period=2.0, key=123)
+    m = TourMobility(spec, ids, MobilityInputs(REGIONS, period=2.0, key=123))
     m.start(0.0, np.full((5, 2), 50.0))
     return m
 
@@ -68,8 +69,8 @@ def reference_leg_positions(m, t):
 
 def test_leg_positions_follow_the_formula_while_moving_dwelling_and_jumping():
     models = [tour(stops=["A", "B", "C"], dwell=3), tour(stops=[[0.0, 0.0], [10.0, 0.0]], dwell_time=2.0, speed=5.0),
-              RandomWaypointMobility(np.arange(7), S.RandomWaypoint(kind="random_waypoint", region="A", speed=[0.5, 3],
-                                                                    pause=[0, 2]), REGIONS, 1.0, 9)]
+              RandomWaypointMobility(S.RandomWaypoint(kind="random_waypoint", region="A", speed=[0.5, 3], pause=[0, 2]),
+                                     np.arange(7), MobilityInputs(REGIONS, 1.0, 9))]
     models[2].start(0.0, np.full((7, 2), 5.0))
     for m in models:
         for t in np.concatenate([np.arange(0, 20, 0.5), np.arange(20, 40, 3.3)]):
@@ -80,7 +81,7 @@ def test_leg_positions_follow_the_formula_while_moving_dwelling_and_jumping():
 
 def test_random_waypoint_stays_inside_and_respects_speed():
     spec = S.RandomWaypoint(kind="random_waypoint", region="B", speed=[1.0, 2.0], pause=1)
-    m = RandomWaypointMobility(np.arange(50), spec, REGIONS, period=1.0, key=7)
+    m = RandomWaypointMobility(spec, np.arange(50), MobilityInputs(REGIONS, period=1.0, key=7))
     start = np.column_stack([np.full(50, 25.0), np.full(50, 5.0)])
     m.start(0.0, start)
     prev = m.positions(0.0)
@@ -95,11 +96,25 @@ def test_random_waypoint_stays_inside_and_respects_speed():
 def test_trace_interpolates_and_clamps():
     data = np.array([[0.0, 0, 0, 0], [10.0, 0, 10, 20], [5.0, 1, 1, 1]])
     data = data[np.lexsort((data[:, 0], data[:, 1]))]
-    m = TraceMobility(np.arange(3), data)
+    m = TraceMobility(S.TraceSpec(kind="trace", file="t.csv"), np.arange(3), MobilityInputs(REGIONS, 1.0, 0, data))
     m.start(0.0, np.array([[9.0, 9], [9, 9], [7, 7]]))
     assert np.allclose(m.positions(-1.0), [[0, 0], [1, 1], [7, 7]])
     assert np.allclose(m.positions(2.5), [[2.5, 5], [1, 1], [7, 7]])
     assert np.allclose(m.positions(99.0), [[10, 20], [1, 1], [7, 7]])
+
+
+def test_each_mobility_kind_builds_its_own_model_and_only_static_stays():
+    inputs = MobilityInputs(REGIONS, 1.0, 3, np.array([[0.0, 0, 1, 1]]))
+    specs = {StaticMobility: S.Static(), TourMobility: S.Tour(kind="tour", stops=["A"], dwell=1),
+             RandomWaypointMobility: S.RandomWaypoint(kind="random_waypoint", region="A", speed=1.0),
+             TraceMobility: S.TraceSpec(kind="trace", file="t.csv")}
+    for cls, spec in specs.items():
+        model = MOBILITY.build(spec, np.arange(2), inputs)
+        assert type(model) is cls and model.moves == (cls is not StaticMobility)
+        assert model.ids.tolist() == [0, 1]
+    static = MOBILITY.build(S.Static(), np.arange(2), inputs)
+    static.start(0.0, np.array([[1.0, 2.0], [3.0, 4.0]]))
+    assert static.positions(5.0).tolist() == [[1, 2], [3, 4]]
 
 
 def test_trace_file_through_the_scenario(tmp_path):

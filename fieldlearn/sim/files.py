@@ -1,0 +1,43 @@
+"""Result files: the one atomic write (a reader sees the old file or the whole new one, also after a crash) and the
+one conversion of results to plain JSON values."""
+from __future__ import annotations
+
+import math
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> None:
+    """Replace `path` with `data` (str as UTF-8): written to a temporary file beside it, flushed to disk, renamed."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def json_plain(x: Any, strict: bool = False) -> Any:
+    """`x` with numpy scalars as Python numbers, tuples as lists and keys as strings, exactly; `strict`: non-finite
+    floats become None (standard JSON has no NaN or infinity)."""
+    if isinstance(x, dict):
+        return {str(k): json_plain(v, strict) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_plain(v, strict) for v in x]
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return None if strict and not math.isfinite(x) else float(x)
+    return x

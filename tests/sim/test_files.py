@@ -1,0 +1,45 @@
+"""fieldlearn.sim.files: the atomic write and the plain JSON conversion."""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from fieldlearn.sim.files import json_plain, write_atomic
+
+
+def test_write_atomic_replaces_and_leaves_no_temporary(tmp_path):
+    f = tmp_path / "x.csv"
+    write_atomic(f, "one")
+    write_atomic(f, b"two")
+    assert f.read_text() == "two" and sorted(p.name for p in tmp_path.iterdir()) == ["x.csv"]
+
+
+def test_write_atomic_flushes_to_disk_before_the_rename_and_cleans_up_on_failure(tmp_path, monkeypatch):
+    order = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: order.append("fsync") or real_fsync(fd))
+    monkeypatch.setattr(os, "replace", lambda a, b: order.append("replace") or real_replace(a, b))
+    write_atomic(tmp_path / "a.json", "{}")
+    assert order == ["fsync", "replace"]
+
+    def fail(a, b):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        write_atomic(tmp_path / "a.json", "new")
+    assert (tmp_path / "a.json").read_text() == "{}" and [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_json_plain_is_exact_and_strict_drops_what_json_cannot_hold():
+    x = {1: (np.int64(2), np.float32(0.5), np.bool_(True)), "f": [np.float64(0.1), math.inf, math.nan], "s": "x"}
+    plain = json_plain(x)
+    assert plain == {"1": [2, 0.5, True], "f": [0.1, math.inf, plain["f"][2]], "s": "x"} and math.isnan(plain["f"][2])
+    assert [type(v) for v in plain["1"]] == [int, float, bool]
+    strict = json_plain(x, strict=True)
+    assert strict["f"] == [0.1, None, None]
+    assert json.loads(json.dumps(strict, allow_nan=False)) == strict
