@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from fieldlearn.learning.data import Dataset, DeviceData, IndexSets
 from fieldlearn.learning.models import ModelField
-from fieldlearn.learning.train import OptimiserState, batch_schedule, train
+from fieldlearn.learning.train import OptimiserState, batch_schedule, cross_entropy, proximal_loss, train
 
 N_FEATURES, N_CLASSES = 6, 4
 
@@ -289,3 +289,208 @@ def test_training_ignores_an_outer_no_grad(dataset):
             inside = train(models, DeviceData(dataset, sets), epochs=1, batch_size=4,
                            generator=torch.Generator().manual_seed(0))
         assert torch.equal(inside.models.params["0.weight"], plain.models.params["0.weight"])
+
+
+# --------------------------------------------------------------------------------------------------
+# pluggable training: a custom loss with per-device extras, and frozen parameters
+
+
+def custom_reference(module: nn.Module, opt: torch.optim.Optimizer, data: Dataset, sets: IndexSets, device: int,
+                     order, loss_of, *, epochs: int, batch: int) -> None:
+    """A plain torch loop whose batch loss is `loss_of(module, x, y)` (a scalar, as one writes it by hand)."""
+    own = sets.row(device)
+    if own.size == 0:
+        return
+    local = TensorDataset(data.inputs[own], data.labels[own])
+    a, b = sets.indptr[device], sets.indptr[device + 1]
+    for epoch in range(epochs):
+        perm = order(epoch)[a:b] - a
+        for x, y in DataLoader(local, batch_size=batch, sampler=FixedOrder(perm), drop_last=False):
+            opt.zero_grad()
+            loss_of(module, x, y).backward()
+            opt.step()
+
+
+@pytest.mark.parametrize("kind,make_opt", [
+    ("adam", lambda p: torch.optim.Adam(p, lr=0.02, weight_decay=1e-3)),
+    ("sgd", lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3)),
+])
+def test_fedprox_with_a_per_device_anchor_equals_a_torch_loop(dataset, kind, make_opt):
+    mu = 0.3
+    sets = uneven_sets()  # uneven counts reorder the devices: the anchors must follow their devices
+    models = ModelField.from_factory(factory, len(sets), seed=13)
+    anchors = ModelField.from_factory(factory, len(sets), seed=14)
+    order = seeded_orders(sets, seed=15)
+    opts = dict(lr=0.02, weight_decay=1e-3) if kind == "adam" else dict(lr=0.05, momentum=0.9, weight_decay=1e-3)
+    result = train(models, DeviceData(dataset, sets), epochs=3, batch_size=4, optimiser=kind, order=order,
+                   chunk_size=2, loss=proximal_loss(mu), extras=anchors, **opts)
+    modules = []
+    for i in range(len(sets)):
+        m, anchor = models.module(i), anchors.module(i)
+
+        def fedprox(module, x, y, anchor=anchor):
+            penalty = sum(((p - q.detach()) ** 2).sum() for p, q in zip(module.parameters(), anchor.parameters()))
+            return nn.functional.cross_entropy(module(x), y) + mu / 2 * penalty
+
+        custom_reference(m, make_opt(m.parameters()), dataset, sets, i, order, fedprox, epochs=3, batch=4)
+        modules.append(m)
+    assert_same_models(result.models, modules)
+    plain = train(models, DeviceData(dataset, sets), epochs=3, batch_size=4, optimiser=kind, order=order, **opts)
+    assert not torch.allclose(plain.models.params["0.weight"], result.models.params["0.weight"])
+
+
+def test_a_loss_reads_non_model_extras_row_by_row(dataset):
+    # a per-device scale of the cross-entropy: extras need not be models, and a scalar row broadcasts
+    sets = uneven_sets()
+    models = ModelField.from_factory(factory, len(sets), seed=16)
+    scale = torch.tensor([0.5, 2.0, 1.0, 0.1, 3.0, 1.5], dtype=torch.float64)
+    order = seeded_orders(sets, seed=17)
+
+    def scaled(logits, labels, params, extras):
+        return extras["scale"] * cross_entropy(logits, labels, params, extras)
+
+    result = train(models, DeviceData(dataset, sets), epochs=2, batch_size=4, optimiser="sgd", lr=0.1, order=order,
+                   loss=scaled, extras={"scale": scale}, chunk_size=4)
+    modules = []
+    for i in range(len(sets)):
+        m = models.module(i)
+        custom_reference(m, torch.optim.SGD(m.parameters(), lr=0.1), dataset, sets, i, order,
+                         lambda mod, x, y, s=scale[i]: s * nn.functional.cross_entropy(mod(x), y), epochs=2, batch=4)
+        modules.append(m)
+    assert_same_models(result.models, modules)
+
+
+def test_the_cross_entropy_loss_function_matches_the_built_in(dataset):
+    sets = uneven_sets()
+    models = ModelField.from_factory(factory, len(sets), seed=18)
+    order = seeded_orders(sets, seed=19)
+    built_in = train(models, DeviceData(dataset, sets), epochs=2, batch_size=4, order=order)
+    given = train(models, DeviceData(dataset, sets), epochs=2, batch_size=4, order=order, loss=cross_entropy)
+    for k in models.params:
+        torch.testing.assert_close(given.models.params[k], built_in.models.params[k], rtol=0, atol=1e-12)
+    torch.testing.assert_close(given.loss, built_in.loss, equal_nan=True)
+
+
+@pytest.mark.parametrize("kind,kwargs,make_opt", [
+    ("adam", dict(lr=0.02, weight_decay=1e-2, fused=True), lambda p: torch.optim.Adam(p, lr=0.02, weight_decay=1e-2)),
+    ("adam", dict(lr=0.02, weight_decay=1e-2, fused=False), lambda p: torch.optim.Adam(p, lr=0.02, weight_decay=1e-2)),
+    ("sgd", dict(lr=0.05, momentum=0.9, weight_decay=1e-2),
+     lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-2)),
+])
+def test_a_frozen_body_fine_tune_equals_a_torch_loop_over_the_head(dataset, kind, kwargs, make_opt):
+    sets = uneven_sets()
+    models = ModelField.from_factory(factory, len(sets), seed=20)
+    order = seeded_orders(sets, seed=21)
+    state = OptimiserState.zeros(kind, models)
+    for slot in state.slots.values():
+        slot["0.weight"].fill_(0.25)  # a frozen parameter's state must come back exactly as it went in
+    result = train(models, DeviceData(dataset, sets), epochs=3, batch_size=4, optimiser=kind, order=order,
+                   chunk_size=2, trainable=["2.weight", "2.bias"], fresh_optimiser=False, state=state, **kwargs)
+    modules = []
+    for i in range(len(sets)):
+        m = models.module(i)
+        for p in m[0].parameters():
+            p.requires_grad_(False)
+        custom_reference(m, make_opt(m[2].parameters()), dataset, sets, i, order,
+                         lambda mod, x, y: nn.functional.cross_entropy(mod(x), y), epochs=3, batch=4)
+        modules.append(m)
+    assert_same_models(result.models, modules)
+    for k in ("0.weight", "0.bias"):
+        assert torch.equal(result.models.params[k], models.params[k])
+        for name, slot in result.state.slots.items():
+            assert torch.equal(slot[k], state.slots[name][k])
+    assert result.state.step.tolist() == [9, 3, 0, 33, 3, 6]
+    # a predicate selects the same parameters
+    again = train(models, DeviceData(dataset, sets), epochs=3, batch_size=4, optimiser=kind, order=order,
+                  chunk_size=2, trainable=lambda name: name.startswith("2."), fresh_optimiser=False, state=state,
+                  **kwargs)
+    for k in models.params:
+        assert torch.equal(again.models.params[k], result.models.params[k])
+
+
+def test_fedprox_with_a_frozen_body_trains_only_the_head_towards_its_anchor(dataset):
+    sets = IndexSets.from_lists([np.arange(0, 12), np.arange(12, 17)])
+    models = ModelField.from_factory(factory, 2, seed=22)
+    anchors = ModelField.from_factory(factory, 2, seed=23)
+    order = seeded_orders(sets, seed=24)
+    result = train(models, DeviceData(dataset, sets), epochs=2, batch_size=4, order=order, lr=0.05,
+                   loss=proximal_loss(1.0), extras=anchors, trainable="2.weight")
+    for i in range(2):
+        m, anchor = models.module(i), anchors.module(i)
+        head = m[2].weight
+
+        def prox(module, x, y, anchor=anchor):
+            penalty = sum(((p - q) ** 2).sum() for p, q in zip(module.parameters(), anchor.parameters()))
+            return nn.functional.cross_entropy(module(x), y) + 0.5 * penalty
+
+        custom_reference(m, torch.optim.Adam([head], lr=0.05), dataset, sets, i, order, prox, epochs=2, batch=4)
+        assert_same_models(result.models[i], [m])
+    assert torch.equal(result.models.params["2.bias"], models.params["2.bias"])
+
+
+def test_bad_loss_extras_and_trainable_are_named(dataset):
+    sets = IndexSets.from_lists([[0, 1, 2], [3, 4]])
+    models = ModelField.from_factory(factory, 2)
+    data = DeviceData(dataset, sets)
+    with pytest.raises(ValueError, match=r"loss= must return one loss per sample.*\[32\], got shape \[\]"):
+        train(models, data, epochs=1, loss=lambda lg, y, p, e: nn.functional.cross_entropy(lg, y))
+    with pytest.raises(ValueError, match=r"loss= must return one loss per sample.*got shape \[32, 4\]"):
+        train(models, data, epochs=1, loss=lambda lg, y, p, e: lg)
+    with pytest.raises(ValueError, match=r"loss= must return.*got float"):
+        train(models, data, epochs=1, loss=lambda lg, y, p, e: 1.0)
+    with pytest.raises(TypeError, match="loss= must be a function"):
+        train(models, data, epochs=1, loss="mse")
+    with pytest.raises(ValueError, match=r"trainable= names unknown parameters \['2.weigth'\]"):
+        train(models, data, epochs=1, trainable=["2.weigth", "2.bias"])
+    with pytest.raises(ValueError, match="trainable= selects no parameter"):
+        train(models, data, epochs=1, trainable=lambda name: False)
+    with pytest.raises(ValueError, match=r"extras\['anchor'\] has shape \(3, 4\); it needs one row per device \(2\)"):
+        train(models, data, epochs=1, extras={"anchor": torch.zeros(3, 4)})
+    with pytest.raises(TypeError, match=r"extras= must be a dict"):
+        train(models, data, epochs=1, extras=[torch.zeros(2)])
+    with pytest.raises(ValueError, match="extras lack the anchor's parameters"):
+        train(models, data, epochs=1, loss=proximal_loss(0.1))
+    with pytest.raises(ValueError, match="does not depend on every trainable parameter"):
+        train(models, data, epochs=1, loss=lambda lg, y, p, e: y.double() * 0 + p["2.bias"].sum(),
+              trainable=["0.weight", "2.bias"])
+
+
+# --------------------------------------------------------------------------------------------------
+# in-place training: the same numbers, no second copy
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_inplace_training_updates_the_given_tensors_to_the_same_values(dataset, fused):
+    sets = uneven_sets()  # uneven counts: chunks are gathered and scattered back
+    models = ModelField.from_factory(factory, len(sets), seed=25)
+    state = OptimiserState.zeros("adam", models)
+    order = seeded_orders(sets, seed=26)
+    copy = train(models, DeviceData(dataset, sets), epochs=2, batch_size=4, order=order, fresh_optimiser=False,
+                 state=state, fused=fused, chunk_size=4)
+    # the default leaves its inputs untouched
+    assert torch.equal(models.params["0.weight"], ModelField.from_factory(factory, len(sets), seed=25).params["0.weight"])
+    assert state.step.tolist() == [0] * len(sets) and not state.slots["exp_avg"]["0.weight"].any()
+    mine = models.clone()
+    before = {k: v.data_ptr() for k, v in mine.params.items()}
+    inplace = train(mine, DeviceData(dataset, sets), epochs=2, batch_size=4, order=order, fresh_optimiser=False,
+                    state=state, fused=fused, chunk_size=4, inplace=True)
+    for k in models.params:
+        assert inplace.models.params[k] is mine.params[k] and mine.params[k].data_ptr() == before[k]
+        assert torch.equal(mine.params[k], copy.models.params[k])
+        for slot in state.slots:
+            assert torch.equal(state.slots[slot][k], copy.state.slots[slot][k])
+    assert inplace.state is state and state.step.tolist() == copy.state.step.tolist()
+    assert torch.equal(inplace.loss, copy.loss) or torch.allclose(inplace.loss, copy.loss, equal_nan=True)
+
+
+def test_inplace_training_in_step_order_needs_no_gather(dataset):
+    # equal counts: every chunk trains on its own rows directly
+    sets = IndexSets.from_lists([np.arange(i * 8, i * 8 + 8) for i in range(5)])
+    models = ModelField.from_factory(factory, 5, seed=27)
+    g = torch.Generator
+    copy = train(models, DeviceData(dataset, sets), epochs=2, batch_size=4, generator=g().manual_seed(3), chunk_size=2)
+    mine = models.clone()
+    train(mine, DeviceData(dataset, sets), epochs=2, batch_size=4, generator=g().manual_seed(3), chunk_size=2,
+          inplace=True)
+    for k in models.params:
+        assert torch.equal(mine.params[k], copy.models.params[k])
