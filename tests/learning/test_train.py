@@ -311,11 +311,17 @@ def custom_reference(module: nn.Module, opt: torch.optim.Optimizer, data: Datase
             opt.step()
 
 
+def generic(loss):
+    """The same loss hidden behind a plain function: train cannot recognise it and runs it vmapped."""
+    return lambda logits, labels, params, extras: loss(logits, labels, params, extras)
+
+
+@pytest.mark.parametrize("wrap", [lambda f: f, generic], ids=["proximal_loss", "as-a-plain-function"])
 @pytest.mark.parametrize("kind,make_opt", [
     ("adam", lambda p: torch.optim.Adam(p, lr=0.02, weight_decay=1e-3)),
     ("sgd", lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3)),
 ])
-def test_fedprox_with_a_per_device_anchor_equals_a_torch_loop(dataset, kind, make_opt):
+def test_fedprox_with_a_per_device_anchor_equals_a_torch_loop(dataset, kind, make_opt, wrap):
     mu = 0.3
     sets = uneven_sets()  # uneven counts reorder the devices: the anchors must follow their devices
     models = ModelField.from_factory(factory, len(sets), seed=13)
@@ -323,7 +329,7 @@ def test_fedprox_with_a_per_device_anchor_equals_a_torch_loop(dataset, kind, mak
     order = seeded_orders(sets, seed=15)
     opts = dict(lr=0.02, weight_decay=1e-3) if kind == "adam" else dict(lr=0.05, momentum=0.9, weight_decay=1e-3)
     result = train(models, DeviceData(dataset, sets), epochs=3, batch_size=4, optimiser=kind, order=order,
-                   chunk_size=2, loss=proximal_loss(mu), extras=anchors, **opts)
+                   chunk_size=2, loss=wrap(proximal_loss(mu)), extras=anchors, **opts)
     modules = []
     for i in range(len(sets)):
         m, anchor = models.module(i), anchors.module(i)
@@ -337,6 +343,25 @@ def test_fedprox_with_a_per_device_anchor_equals_a_torch_loop(dataset, kind, mak
     assert_same_models(result.models, modules)
     plain = train(models, DeviceData(dataset, sets), epochs=3, batch_size=4, optimiser=kind, order=order, **opts)
     assert not torch.allclose(plain.models.params["0.weight"], result.models.params["0.weight"])
+
+
+def test_the_proximal_fast_path_reports_the_loss_of_the_generic_one(dataset):
+    sets = uneven_sets()
+    models = ModelField.from_factory(factory, len(sets), seed=28)
+    anchors = ModelField.from_factory(factory, len(sets), seed=29)
+    order = seeded_orders(sets, seed=30)
+    kwargs = dict(epochs=2, batch_size=4, order=order, extras=anchors, weight_decay=1e-2)
+    for frozen in (None, ["2.weight", "2.bias"]):
+        fast = train(models, DeviceData(dataset, sets), loss=proximal_loss(0.5), trainable=frozen, **kwargs)
+        slow = train(models, DeviceData(dataset, sets), loss=generic(proximal_loss(0.5)), trainable=frozen, **kwargs)
+        torch.testing.assert_close(fast.loss, slow.loss, equal_nan=True, rtol=1e-12, atol=0)
+        for k in models.params:
+            torch.testing.assert_close(fast.models.params[k], slow.models.params[k], rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"extras\['0.bias'\] has shape \(6, 4\), the parameter \(6, 5\)"):
+        train(models, DeviceData(dataset, sets), epochs=1, loss=proximal_loss(0.5),
+              extras={**anchors.params, "0.bias": torch.zeros(6, 4, dtype=torch.float64)})
+    with pytest.raises(ValueError, match="mu must be >= 0"):
+        proximal_loss(-1.0)
 
 
 def test_a_loss_reads_non_model_extras_row_by_row(dataset):
