@@ -36,7 +36,8 @@ movers; then, as C2FL's post-merge fine-tune, one epoch at batch 16 over the sam
 
 `--thread-policy`: subprocesses time one Adam step (`train(steps=1)`, 48 devices, digits MLP) 300 times with
 0, 1 and 2 CPU-bound processes started alongside, for torch threads 2 and 1, with and without
-`OMP_WAIT_POLICY=PASSIVE` (set before torch is imported); median, 90th percentile and max per step.
+`OMP_WAIT_POLICY=PASSIVE` (set before torch is imported); median, 90th percentile and max per step (at most
+20 s per setting).
 """
 from __future__ import annotations
 
@@ -367,21 +368,24 @@ def thread_child(threads: int, calls: int) -> dict:
     for _ in range(20):
         train(models, data, steps=1, generator=g, inplace=True)
     times = []
-    for _ in range(calls):
+    deadline = time.perf_counter() + 20.0  # a pathological setting would otherwise take minutes
+    while len(times) < calls and time.perf_counter() < deadline:
         start = time.perf_counter()
         train(models, data, steps=1, generator=g, inplace=True)
         times.append(time.perf_counter() - start)
     t = np.array(times) * 1e3
-    return dict(median=float(np.median(t)), p90=float(np.percentile(t, 90)), max=float(t.max()))
+    return dict(median=float(np.median(t)), p90=float(np.percentile(t, 90)), max=float(t.max()), steps=len(t))
 
 
 def run_thread_policy(args: argparse.Namespace) -> None:
     """The thread-policy table: each setting in a fresh process, next to 0, 1 or 2 CPU-bound processes."""
-    print(f"# one Adam step (48 digits MLPs, train(steps=1)), {os.cpu_count()} cores, torch {torch.__version__}, "
+    backend = torch.__config__.parallel_info().splitlines()[3].strip()
+    print(f"# one Adam step (48 digits MLPs, train(steps=1)), {os.cpu_count()} cores, torch {torch.__version__} "
+          f"({backend}), "
           f"{args.calls} steps per setting, each setting in a fresh process; load average at start "
           f"{os.getloadavg()[0]:.2f}\n")
-    print("| busy processes alongside | torch threads | OMP_WAIT_POLICY | median ms | p90 ms | max ms |")
-    print("|---:|---:|---|---:|---:|---:|")
+    print("| busy processes alongside | torch threads | OMP_WAIT_POLICY | median ms | p90 ms | max ms | steps timed |")
+    print("|---:|---:|---|---:|---:|---:|---:|")
     for busy in (0, 1, 2):
         spinners = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(busy)]
         try:
@@ -395,7 +399,7 @@ def run_thread_policy(args: argparse.Namespace) -> None:
                                          capture_output=True, text=True, env=env, check=True)
                     r = json.loads(out.stdout.strip().splitlines()[-1])
                     print(f"| {busy} | {threads} | {policy or '(unset)'} | {r['median']:.2f} | {r['p90']:.2f} | "
-                          f"{r['max']:.2f} |", flush=True)
+                          f"{r['max']:.2f} | {r['steps']} |", flush=True)
         finally:
             for proc in spinners:
                 proc.kill()
