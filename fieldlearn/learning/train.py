@@ -270,7 +270,8 @@ def _trainable_names(names: tuple[str, ...], trainable: object) -> tuple[str, ..
 
 
 def _extra_tensors(extras: object, n: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """Per-device extra tensors `{name: [n, ...]}` (or a ModelField's parameters), detached, on the models' device."""
+    """Per-device extra tensors `{name: [n, ...]}` (or a ModelField's parameters), detached, on the models' device;
+    a tensor of one row (e.g. one global model) is every device's row."""
     if extras is None:
         return {}
     if isinstance(extras, ModelField):
@@ -282,9 +283,10 @@ def _extra_tensors(extras: object, n: int, device: torch.device) -> dict[str, to
     for k, v in extras.items():
         if not isinstance(v, torch.Tensor):
             raise TypeError(f"train: extras[{k!r}] must be a tensor with one row per device, got {type(v).__name__}")
-        if v.dim() == 0 or v.shape[0] != n:
-            raise ValueError(f"train: extras[{k!r}] has shape {tuple(v.shape)}; it needs one row per device ({n})")
-        out[k] = v.detach().to(device)
+        if v.dim() == 0 or v.shape[0] not in (1, n):
+            raise ValueError(f"train: extras[{k!r}] has shape {tuple(v.shape)}; it needs one row per device ({n}) "
+                             "or one row for all")
+        out[k] = v.detach().to(device).expand(n, *v.shape[1:])
     return out
 
 
@@ -447,7 +449,8 @@ def train(
     `loss` (default: cross-entropy) is written for one device, `loss(logits, labels, params, extras) -> [batch]`,
     and runs vmapped over a chunk's devices; each sample's loss weighs 1/(real batch size), so a per-device term
     added to every sample counts once per step, as `ce.mean() + penalty` does. `extras` gives the loss per-device
-    tensors `{name: [n, ...]}` (or a ModelField's parameters, e.g. an anchor model), one row per device. Only the
+    tensors `{name: [n, ...]}` (or a ModelField's parameters, e.g. an anchor model), one row per device (or one
+    row for all). Only the
     parameters in `trainable` (names, or a predicate on names; default all) take steps: the others get no
     gradient, no update, no weight decay, and their optimiser state is left as it is (the step count is per
     device, so a part trained later with a kept state continues from the device's count).

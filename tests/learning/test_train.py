@@ -364,6 +364,19 @@ def test_the_proximal_fast_path_reports_the_loss_of_the_generic_one(dataset):
         proximal_loss(-1.0)
 
 
+def test_one_anchor_row_is_every_devices_anchor(dataset):
+    # FedProx towards one global model: a one-device ModelField as extras
+    sets = uneven_sets()
+    models = ModelField.from_factory(factory, len(sets), seed=31)
+    glob = ModelField.from_factory(factory, 1, seed=32)
+    order = seeded_orders(sets, seed=33)
+    kwargs = dict(epochs=2, batch_size=4, order=order, loss=proximal_loss(0.4), chunk_size=4)
+    one = train(models, DeviceData(dataset, sets), extras=glob, **kwargs)
+    every = train(models, DeviceData(dataset, sets), extras=glob.expand(len(sets)), **kwargs)
+    for k in models.params:
+        assert torch.equal(one.models.params[k], every.models.params[k])
+
+
 def test_a_loss_reads_non_model_extras_row_by_row(dataset):
     # a per-device scale of the cross-entropy: extras need not be models, and a scalar row broadcasts
     sets = uneven_sets()
