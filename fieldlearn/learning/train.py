@@ -497,6 +497,12 @@ def train(
     use_fused = optimiser == "adam" and (_fused_available(models.params) if fused is None else fused)
     chunk = max(1, chunk_size or models.chunk_size)
 
+    if inplace:
+        made = [k for k, v in models.params.items() if v.is_inference()]
+        if made or (state is not None and any(t.is_inference() for d in state.slots.values() for t in d.values())):
+            raise ValueError("train: inplace=True on tensors made under torch.inference_mode (which cannot be "
+                             f"updated outside it: {made or 'the optimiser state'}); train a copy (inplace=False) "
+                             "or make the models outside inference mode")
     with torch.no_grad():
         if inplace:
             params, buffers = models.params, models.buffers

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
@@ -533,3 +535,49 @@ def test_inplace_training_in_step_order_needs_no_gather(dataset):
           inplace=True)
     for k in models.params:
         assert torch.equal(mine.params[k], copy.models.params[k])
+
+
+def test_inplace_refuses_inference_tensors_and_copying_accepts_them(dataset):
+    sets = IndexSets.from_lists([np.arange(0, 6), np.arange(6, 12)])
+    with torch.inference_mode():
+        made = ModelField.from_factory(factory, 2, seed=34) * 1.0
+    plain = train(made, DeviceData(dataset, sets), epochs=1, generator=torch.Generator().manual_seed(0))
+    assert not plain.models.params["0.weight"].is_inference()
+    with pytest.raises(ValueError, match="inplace=True on tensors made under torch.inference_mode"):
+        train(made, DeviceData(dataset, sets), epochs=1, inplace=True)
+
+
+NAMES = ["0.weight", "0.bias", "2.weight", "2.bias"]
+
+
+@settings(max_examples=15, deadline=None)
+@given(lengths=st.lists(st.integers(0, 11), min_size=1, max_size=6), chunk=st.integers(1, 4),
+       kind=st.sampled_from(["adam", "sgd"]), mask=st.lists(st.booleans(), min_size=4, max_size=4),
+       seed=st.integers(0, 2**20), prox=st.booleans())
+def test_inplace_equals_copy_and_frozen_or_idle_rows_stay_bit_identical(dataset, lengths, chunk, kind, mask, seed,
+                                                                       prox):
+    if not any(mask):
+        mask = [False, False, True, True]
+    trainable = [k for k, keep in zip(NAMES, mask) if keep]
+    rng = np.random.default_rng(seed)
+    sets = IndexSets.from_lists([rng.choice(len(dataset), size, replace=False) for size in lengths])
+    models = ModelField.from_factory(factory, len(sets), seed=seed % 97)
+    state = OptimiserState.zeros(kind, models)
+    extra = dict(loss=proximal_loss(0.2), extras=ModelField.from_factory(factory, len(sets), seed=1)) if prox else {}
+    kwargs = dict(epochs=2, batch_size=3, optimiser=kind, chunk_size=chunk, trainable=trainable, lr=0.05,
+                  fresh_optimiser=False, **extra)
+    copy = train(models, DeviceData(dataset, sets), state=state, generator=torch.Generator().manual_seed(seed),
+                 **kwargs)
+    mine, mine_state = models.clone(), state.clone()
+    train(mine, DeviceData(dataset, sets), state=mine_state, generator=torch.Generator().manual_seed(seed),
+          inplace=True, **kwargs)
+    idle = np.asarray(lengths) == 0
+    for k in NAMES:
+        assert torch.equal(mine.params[k], copy.models.params[k])
+        for slot in state.slots:
+            assert torch.equal(mine_state.slots[slot][k], copy.state.slots[slot][k])
+        if k not in trainable:
+            assert torch.equal(copy.models.params[k], models.params[k])
+            assert all(not copy.state.slots[slot][k].any() for slot in state.slots)
+        assert torch.equal(copy.models.params[k][idle], models.params[k][idle])
+    assert mine_state.step.tolist() == copy.state.step.tolist()
