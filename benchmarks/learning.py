@@ -311,16 +311,15 @@ def run_eval(args: argparse.Namespace) -> None:
     sets = IndexSets.from_lists([rng.choice(POOL, c, replace=False) for c in counts])
     models = ModelField.from_factory(lambda: mlp(sizes), n, seed=1)
 
-    def t_train() -> float:
+    def one_round() -> None:
         data = DeviceData(dataset, sets)
         trained = train(models, data, epochs=2, batch_size=32, weight_decay=1e-4,
                         generator=torch.Generator().manual_seed(1)).models
         train(trained, data, epochs=1, batch_size=16, weight_decay=1e-4, generator=torch.Generator().manual_seed(2),
               inplace=True)
-        return 0.0
 
     timings = {
-        "one round's training (2 epochs at batch 32, then the fine-tune epoch at batch 16)": t_train,
+        "one round's training (2 epochs at batch 32, then the fine-tune epoch at batch 16)": one_round,
         "  of which the 2 epochs at batch 32": lambda: train(models, DeviceData(dataset, sets), epochs=2,
                                                              batch_size=32, weight_decay=1e-4,
                                                              generator=torch.Generator().manual_seed(1)),
