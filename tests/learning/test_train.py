@@ -581,3 +581,21 @@ def test_inplace_equals_copy_and_frozen_or_idle_rows_stay_bit_identical(dataset,
             assert all(not copy.state.slots[slot][k].any() for slot in state.slots)
         assert torch.equal(copy.models.params[k][idle], models.params[k][idle])
     assert mine_state.step.tolist() == copy.state.step.tolist()
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+@pytest.mark.parametrize("sizes", [(9, 5, 16), (8, 8, 8)], ids=["gathered", "in-step-order"])
+def test_non_contiguous_parameters_train_like_contiguous_ones(dataset, inplace, sizes):
+    # the fused Adam kernel walks memory in order: working rows must all share one (contiguous) layout
+    ends = np.cumsum((0,) + sizes)
+    sets = IndexSets.from_lists([np.arange(a, b) for a, b in zip(ends[:-1], ends[1:])])
+    models = ModelField.from_factory(factory, 3, seed=35)
+    strided = {k: (v.transpose(1, 2).contiguous().transpose(1, 2) if v.dim() == 3 else v.clone())
+               for k, v in models.params.items()}
+    odd = ModelField(strided, models.buffers, models.template)
+    assert not odd.params["0.weight"].is_contiguous()
+    kwargs = dict(epochs=2, batch_size=4, fused=True)
+    want = train(models, DeviceData(dataset, sets), generator=torch.Generator().manual_seed(4), **kwargs)
+    got = train(odd, DeviceData(dataset, sets), generator=torch.Generator().manual_seed(4), inplace=inplace, **kwargs)
+    for k in models.params:
+        assert torch.equal(got.models.params[k], want.models.params[k])
