@@ -2,6 +2,10 @@
 
     python benchmarks/learning.py [--device cpu|cuda] [--sizes 48,1000,10000] [--steps 4] [--loop-devices 48]
                                   [--repeat 3] [--threads N] [--clock wall|cpu]
+    python benchmarks/learning.py --losses  [--sizes 1000]        # custom losses / frozen layers vs cross-entropy
+    python benchmarks/learning.py --memory  [--sizes 1000,10000]  # peak RSS and step time, copy vs inplace=True
+    python benchmarks/learning.py --eval                          # CAcc evaluation vs one round's training
+    python benchmarks/learning.py --thread-policy                 # OpenMP spin-wait on a busy machine
 
 Both run in the same process on the same data layout: every device owns 64 samples (two batches of 32)
 drawn from a shared pool, trains with Adam (lr 1e-3), and takes `--steps` steps. The per-device loop is
@@ -12,12 +16,37 @@ measurement is repeated `--repeat` times, alternating batched and loop, and the 
 (the machine may be shared; alternating exposes both to the same conditions). `--clock cpu` times with
 the process's CPU time instead of the wall clock: with `--threads 1` that is robust to other processes
 sharing the cores (it leaves out the time this process waited), with more threads it is not meaningful.
+
+`--losses`: the same training with FedProx (`proximal_loss`, an anchor model per device as `extras`), with a
+hand-written per-device loss (plain `(p - a) ** 2` FedProx) and with a frozen body (`trainable=` the last
+layer), as a ratio to the built-in cross-entropy, alternating, best of `--repeat`.
+
+`--memory`: one subprocess per (devices, mode) trains `--steps` steps with a persistent Adam state
+(`fresh_optimiser=False`); it reports the peak RSS of the training call (VmHWM reset just before it) over the
+RSS before the models existed, as a multiple of the models plus their optimiser state, and the time per step.
+"copy" is the default (inputs untouched, a second copy of models and state); "inplace" is `inplace=True`.
+A run that cannot fit in this machine's available memory is reported, not attempted.
+
+`--eval`: a C2FL-like CAcc evaluation (`--eval-devices` devices in `--eval-areas` areas, `--eval-movers` of
+them scored on every area's `--eval-samples` samples, the others on their own area; 784-128-10 MLP) through
+`accuracy_matrix(needed=...)`, against every device on every area, against one `accuracy_matrix` call per
+area over the devices it needs (the context's former loop), and against one round's training (2 epochs,
+batch 32, Adam, wd 1e-4 over `--train-samples` fresh samples per device plus `--replay` replayed ones for the
+movers; then, as C2FL's post-merge fine-tune, one epoch at batch 16 over the same samples).
+
+`--thread-policy`: subprocesses time one Adam step (`train(steps=1)`, 48 devices, digits MLP) 300 times with
+0, 1 and 2 CPU-bound processes started alongside, for torch threads 2 and 1, with and without
+`OMP_WAIT_POLICY=PASSIVE` (set before torch is imported); median, 90th percentile and max per step (at most
+20 s per setting).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -25,8 +54,9 @@ import torch
 from torch import nn
 
 from fieldlearn.learning.data import Dataset, DeviceData, IndexSets
+from fieldlearn.learning.metrics import accuracy_matrix
 from fieldlearn.learning.models import ModelField
-from fieldlearn.learning.train import train
+from fieldlearn.learning.train import OptimiserState, proximal_loss, train
 
 MODELS = {"digits": (64, 32, 10), "mnist": (784, 128, 10)}
 SAMPLES_PER_DEVICE = 64
@@ -110,6 +140,272 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+# --------------------------------------------------------------------------------------------------
+# --losses: custom losses and frozen layers against the built-in cross-entropy
+
+
+def handwritten_fedprox(mu: float):
+    """FedProx as a user would first write it for one device: cross-entropy plus mu/2 sum (p - a)^2."""
+    def loss(logits, labels, params, extras):
+        penalty = sum(((p - extras[k]) ** 2).sum() for k, p in params.items())
+        return nn.functional.cross_entropy(logits, labels, reduction="none") + mu / 2 * penalty
+
+    return loss
+
+
+def time_variant(sizes: tuple[int, int, int], n: int, steps: int, device: str, inplace: bool, **kwargs) -> float:
+    """Model-steps per second of one `train` call with the given loss / extras / trainable options."""
+    torch.manual_seed(0)
+    models = ModelField.replicate(mlp(sizes).to(device), n)
+    if kwargs.pop("anchored", False):
+        kwargs["extras"] = ModelField.from_factory(lambda: mlp(sizes), n, seed=3, device=device)
+    data = make_data(sizes, n, device, seed=1)
+    g = torch.Generator().manual_seed(2)
+    warm = min(n, models.chunk_size)
+    extras = kwargs.get("extras")
+    warm_kwargs = dict(kwargs, extras=extras[:warm]) if extras is not None else kwargs
+    train(models[:warm], DeviceData(data.dataset, data.sets.take(np.arange(warm))), steps=1, generator=g,
+          **warm_kwargs)
+    _sync(device)
+    start = CLOCK()
+    result = train(models, data, steps=steps, batch_size=BATCH, optimiser="adam", lr=1e-3, generator=g,
+                   inplace=inplace, **kwargs)
+    _sync(device)
+    elapsed = CLOCK() - start
+    assert torch.isfinite(result.loss).all()
+    return n * steps / elapsed
+
+
+def run_losses(args: argparse.Namespace) -> None:
+    """The custom-loss table: model-steps/s of each variant and its cost relative to the built-in loss."""
+    variants = {
+        "built-in cross-entropy": {},
+        "FedProx, proximal_loss(0.01)": dict(loss=proximal_loss(0.01), anchored=True),
+        "FedProx, hand-written (p - a) ** 2": dict(loss=handwritten_fedprox(0.01), anchored=True),
+        "frozen body (trainable=last layer)": dict(trainable=["2.weight", "2.bias"]),
+    }
+    print(f"# custom losses, {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, Adam, "
+          f"batch {BATCH}, {SAMPLES_PER_DEVICE} samples/device, {args.steps} steps/device, best of {args.repeat}, "
+          f"{args.clock} clock, {'inplace=True' if args.inplace else 'inputs kept (default)'}\n")
+    print("| model | devices | variant | model-steps/s | cost vs built-in |")
+    print("|---|---:|---|---:|---:|")
+    for name in args.models.split(","):
+        sizes = MODELS[name]
+        for n in (int(x) for x in args.sizes.split(",")):
+            best = {v: 0.0 for v in variants}
+            for _ in range(args.repeat):
+                for v, kw in variants.items():
+                    best[v] = max(best[v], time_variant(sizes, n, args.steps, args.device, args.inplace, **dict(kw)))
+            base = best["built-in cross-entropy"]
+            for v, rate in best.items():
+                print(f"| {name} MLP {'-'.join(map(str, sizes))} | {n:,} | {v} | {rate:,.0f} | {base / rate:.2f}x |",
+                      flush=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# --memory: peak memory of a training call, copying against in place
+
+
+def _rss_kb(field: str = "VmRSS") -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def memory_child(model: str, n: int, steps: int, inplace: bool) -> dict:
+    """In a fresh process: build n models with a persistent Adam state, train `steps` steps, measure."""
+    sizes = MODELS[model]
+    data = make_data(sizes, n, "cpu", seed=1)
+    warm = ModelField.replicate(mlp(sizes), 64)
+    train(warm, DeviceData(data.dataset, data.sets.take(np.arange(64))), steps=1, fresh_optimiser=False)
+    del warm
+    base = _rss_kb()
+    torch.manual_seed(0)
+    models = ModelField.replicate(mlp(sizes), n)
+    state = OptimiserState.zeros("adam", models)
+    held = sum(t.numel() * t.element_size() for t in [*models.params.values(), *models.buffers.values()])
+    held += sum(t.numel() * t.element_size() for d in state.slots.values() for t in d.values())
+    before = _rss_kb()
+    with open("/proc/self/clear_refs", "w") as f:  # reset VmHWM: the peak from here on is the training call's
+        f.write("5")
+    start_wall, start_cpu = time.perf_counter(), time.process_time()
+    result = train(models, data, steps=steps, batch_size=BATCH, fresh_optimiser=False, state=state,
+                   generator=torch.Generator().manual_seed(2), inplace=inplace)
+    wall, cpu = time.perf_counter() - start_wall, time.process_time() - start_cpu
+    peak = _rss_kb("VmHWM")
+    assert torch.isfinite(result.loss).all()
+    return dict(held=held, base_kb=base, before_kb=before, peak_kb=peak, wall=wall, cpu=cpu)
+
+
+def _available_bytes() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def run_memory(args: argparse.Namespace) -> None:
+    """The memory table: one subprocess per (model, devices, mode)."""
+    print(f"# training memory, cpu, torch {torch.__version__}, {args.threads or torch.get_num_threads()} threads, "
+          f"Adam with a persistent state, {args.steps} steps/device, batch {BATCH}, {SAMPLES_PER_DEVICE} "
+          f"samples/device; peak = VmHWM of the training call minus the RSS before the models existed\n")
+    print("| model | devices | mode | models + state | peak RSS | peak / (models + state) | s/step (wall) "
+          "| s/step (cpu) |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    for name in args.models.split(","):
+        sizes = MODELS[name]
+        per_device = 3 * 4 * sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        for n in (int(x) for x in args.sizes.split(",")):
+            for mode in ("copy", "inplace"):
+                need = per_device * n * (2 if mode == "copy" else 1) + 2**30
+                label = f"| {name} MLP {'-'.join(map(str, sizes))} | {n:,} | {mode} |"
+                if need > 0.9 * _available_bytes():
+                    print(f"{label} {per_device * n / 1e9:.2f} GB | not run: needs about {need / 1e9:.1f} GB, "
+                          f"{_available_bytes() / 1e9:.1f} GB available | | | |", flush=True)
+                    continue
+                cmd = [sys.executable, __file__, "--memory-child", f"{name},{n},{args.steps},{int(mode == 'inplace')}"]
+                if args.threads:
+                    cmd += ["--threads", str(args.threads)]
+                out = subprocess.run(cmd, capture_output=True, text=True)
+                if out.returncode != 0:
+                    print(f"{label} failed: {out.stderr.strip().splitlines()[-1:]} | | | | |", flush=True)
+                    continue
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                used = (r["peak_kb"] - r["base_kb"]) * 1024
+                print(f"{label} {r['held'] / 1e9:.2f} GB | {r['peak_kb'] / 2**20:.2f} GiB | "
+                      f"{used / r['held']:.2f}x | {r['wall'] / args.steps:.3f} | {r['cpu'] / args.steps:.3f} |",
+                      flush=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# --eval: the CAcc evaluation against one round's training
+
+
+def per_area_loop(models: ModelField, dataset: Dataset, areas: IndexSets, needed: np.ndarray) -> np.ndarray:
+    """The former evaluation: one accuracy_matrix call per area over the devices that need it."""
+    out = np.full(needed.shape, np.nan)
+    for r in range(len(areas)):
+        who = np.flatnonzero(needed[:, r])
+        one = IndexSets.from_lists([areas.row(r)])
+        out[who, r] = accuracy_matrix(models, dataset, one, devices=who)[:, 0]
+    return out
+
+
+def run_eval(args: argparse.Namespace) -> None:
+    """Evaluation cost of the CAcc setting against one C2FL-like round's training, in one process."""
+    n, areas_n, movers_n, per_area = args.eval_devices, args.eval_areas, args.eval_movers, args.eval_samples
+    sizes = MODELS["mnist"]
+    g = torch.Generator().manual_seed(0)
+    dataset = Dataset(torch.rand(POOL, sizes[0], generator=g), torch.randint(0, sizes[2], (POOL,), generator=g),
+                      sizes[2], "random")
+    rng = np.random.default_rng(0)
+    areas = IndexSets.from_lists([rng.choice(POOL, per_area, replace=False) for _ in range(areas_n)])
+    area = np.arange(n) % areas_n
+    mobile = np.zeros(n, dtype=bool)
+    mobile[rng.choice(n, movers_n, replace=False)] = True
+    needed = mobile[:, None] | (area[:, None] == np.arange(areas_n))
+    counts = args.train_samples + np.where(mobile, args.replay, 0)
+    sets = IndexSets.from_lists([rng.choice(POOL, c, replace=False) for c in counts])
+    models = ModelField.from_factory(lambda: mlp(sizes), n, seed=1)
+
+    def one_round() -> None:
+        data = DeviceData(dataset, sets)
+        trained = train(models, data, epochs=2, batch_size=32, weight_decay=1e-4,
+                        generator=torch.Generator().manual_seed(1)).models
+        train(trained, data, epochs=1, batch_size=16, weight_decay=1e-4, generator=torch.Generator().manual_seed(2),
+              inplace=True)
+
+    timings = {
+        "one round's training (2 epochs at batch 32, then the fine-tune epoch at batch 16)": one_round,
+        "  of which the 2 epochs at batch 32": lambda: train(models, DeviceData(dataset, sets), epochs=2,
+                                                             batch_size=32, weight_decay=1e-4,
+                                                             generator=torch.Generator().manual_seed(1)),
+        f"evaluation, needed pairs only (accuracy_matrix(needed=...), {int(needed.sum()):,} pairs)":
+            lambda: accuracy_matrix(models, dataset, areas, needed=needed),
+        f"evaluation, one accuracy_matrix call per area (the former loop, {int(needed.sum()):,} pairs)":
+            lambda: per_area_loop(models, dataset, areas, needed),
+        f"evaluation, every device on every area ({n * areas_n:,} pairs)": lambda: accuracy_matrix(models, dataset,
+                                                                                                  areas),
+    }
+    same = per_area_loop(models, dataset, areas, needed)
+    fast = accuracy_matrix(models, dataset, areas, needed=needed)
+    assert np.array_equal(np.isnan(same), np.isnan(fast)) and np.array_equal(same[needed], fast[needed])
+    best = {k: float("inf") for k in timings}
+    for _ in range(args.repeat):
+        for k, fn in timings.items():
+            start = CLOCK()
+            fn()
+            best[k] = min(best[k], CLOCK() - start)
+    round_s = best[next(iter(timings))]
+    print(f"# CAcc evaluation vs training, cpu, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{n:,} devices, {areas_n} areas of {per_area} evaluation samples, {movers_n} movers on every area, "
+          f"MLP 784-128-10; training: {args.train_samples} samples per device plus {args.replay} replayed for movers; "
+          f"best of {args.repeat}, {args.clock} clock\n")
+    print("| what | seconds | vs one round's training |")
+    print("|---|---:|---:|")
+    for k, v in best.items():
+        print(f"| {k} | {v:.3f} | {v / round_s:.2f}x |")
+
+
+# --------------------------------------------------------------------------------------------------
+# --thread-policy: OpenMP spin-waiting on a busy machine
+
+
+BUSY = "while True:\n    pass"
+
+
+def thread_child(threads: int, calls: int) -> dict:
+    """Time `calls` single Adam steps of 48 digits MLPs (in a process whose environment the parent set)."""
+    torch.set_num_threads(threads)
+    sizes, n = MODELS["digits"], 48
+    models = ModelField.replicate(mlp(sizes), n)
+    data = make_data(sizes, n, "cpu", seed=1)
+    g = torch.Generator().manual_seed(2)
+    for _ in range(20):
+        train(models, data, steps=1, generator=g, inplace=True)
+    times = []
+    deadline = time.perf_counter() + 20.0  # a pathological setting would otherwise take minutes
+    while len(times) < calls and time.perf_counter() < deadline:
+        start = time.perf_counter()
+        train(models, data, steps=1, generator=g, inplace=True)
+        times.append(time.perf_counter() - start)
+    t = np.array(times) * 1e3
+    return dict(median=float(np.median(t)), p90=float(np.percentile(t, 90)), max=float(t.max()), steps=len(t))
+
+
+def run_thread_policy(args: argparse.Namespace) -> None:
+    """The thread-policy table: each setting in a fresh process, next to 0, 1 or 2 CPU-bound processes."""
+    backend = torch.__config__.parallel_info().splitlines()[3].strip()
+    print(f"# one Adam step (48 digits MLPs, train(steps=1)), {os.cpu_count()} cores, torch {torch.__version__} "
+          f"({backend}), "
+          f"{args.calls} steps per setting, each setting in a fresh process; load average at start "
+          f"{os.getloadavg()[0]:.2f}\n")
+    print("| busy processes alongside | torch threads | OMP_WAIT_POLICY | median ms | p90 ms | max ms | steps timed |")
+    print("|---:|---:|---|---:|---:|---:|---:|")
+    for busy in (0, 1, 2):
+        spinners = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(busy)]
+        try:
+            time.sleep(0.5)
+            for threads in (2, 1):
+                for policy in (None, "PASSIVE"):
+                    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+                    if policy:
+                        env["OMP_WAIT_POLICY"] = policy
+                    out = subprocess.run([sys.executable, __file__, "--thread-child", f"{threads},{args.calls}"],
+                                         capture_output=True, text=True, env=env, check=True)
+                    r = json.loads(out.stdout.strip().splitlines()[-1])
+                    print(f"| {busy} | {threads} | {policy or '(unset)'} | {r['median']:.2f} | {r['p90']:.2f} | "
+                          f"{r['max']:.2f} | {r['steps']} |", flush=True)
+        finally:
+            for proc in spinners:
+                proc.kill()
+                proc.wait()
+    print(f"\nload average (1 min) at end {os.getloadavg()[0]:.2f}")
+
+
 def main() -> None:
     """Parse options, time both ways for every model and size, print a markdown table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -121,13 +417,40 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="alternating repetitions; the best of each is kept")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--clock", default="wall", choices=["wall", "cpu"], help="wall clock or process CPU time")
+    parser.add_argument("--inplace", action="store_true", help="train with inplace=True (throughput and --losses)")
+    parser.add_argument("--losses", action="store_true", help="custom losses and frozen layers vs cross-entropy")
+    parser.add_argument("--memory", action="store_true", help="peak RSS and step time, copy vs inplace=True")
+    parser.add_argument("--eval", action="store_true", help="CAcc evaluation vs one round's training")
+    parser.add_argument("--eval-devices", type=int, default=1024)
+    parser.add_argument("--eval-areas", type=int, default=4)
+    parser.add_argument("--eval-movers", type=int, default=256)
+    parser.add_argument("--eval-samples", type=int, default=300, help="evaluation samples per area")
+    parser.add_argument("--train-samples", type=int, default=20, help="fresh training samples per device (--eval)")
+    parser.add_argument("--replay", type=int, default=300, help="replayed samples per mover (--eval)")
+    parser.add_argument("--thread-policy", action="store_true", help="OpenMP spin-wait on a busy machine")
+    parser.add_argument("--calls", type=int, default=300, help="steps timed per setting (--thread-policy)")
+    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    parser.add_argument("--thread-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.thread_child:
+        threads, calls = (int(x) for x in args.thread_child.split(","))
+        print(json.dumps(thread_child(threads, calls)))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.memory_child:
+        model, n, steps, inplace = args.memory_child.split(",")
+        print(json.dumps(memory_child(model, int(n), int(steps), bool(int(inplace)))))
+        return
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available")
+    for flag, run in (("losses", run_losses), ("memory", run_memory), ("eval", run_eval),
+                      ("thread_policy", run_thread_policy)):
+        if getattr(args, flag):
+            run(args)
+            return
 
     load_start = os.getloadavg()[0]
     where = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.processor() or platform.machine()}"

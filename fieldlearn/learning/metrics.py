@@ -16,27 +16,48 @@ def accuracy_matrix(
     regions: IndexSets,
     *,
     devices: object = None,
+    needed: object = None,
     sample_chunk: int = 2048,
     chunk_size: int | None = None,
 ) -> np.ndarray:
     """Accuracy `[devices, regions]` of every (selected) device's model on every region's index set (NaN for an
-    empty set); all models see the same inputs at once, `chunk_size` devices by `sample_chunk` samples."""
-    selected = models if devices is None else models[as_index_array(devices)]
-    n = len(selected)
-    correct = torch.zeros(n, len(regions), dtype=torch.int64, device=selected.device)
+    empty set). `needed` (bool `[devices, regions]`) evaluates only those pairs, NaN elsewhere (e.g. mobile devices on
+    every region, static ones on their own). Per region, the devices that need it are gathered `chunk_size` at a time
+    and all see the region's samples at once, `sample_chunk` of them per batched forward pass."""
+    rows = np.arange(len(models)) if devices is None else as_index_array(devices)
+    if rows.size and (rows.min() < 0 or rows.max() >= len(models)):
+        raise IndexError(f"accuracy_matrix: devices out of range for a ModelField of {len(models)} devices")
+    n_regions = len(regions)
+    if needed is None:
+        need = np.ones((rows.size, n_regions), dtype=bool)
+    else:
+        need = np.asarray(needed)
+        if need.dtype != bool or need.shape != (rows.size, n_regions):
+            raise ValueError(f"accuracy_matrix: needed must be a bool array of shape ({rows.size}, {n_regions}) "
+                             f"(devices x regions), got {need.dtype} {need.shape}")
+    sizes = regions.lengths()
+    step = max(1, chunk_size or models.chunk_size)
+    correct = np.zeros((rows.size, n_regions), dtype=np.int64)
     inputs, labels = dataset.inputs, dataset.labels
-    with torch.no_grad():
-        for r in range(len(regions)):
+    with torch.inference_mode():
+        for r in range(n_regions):
+            who = np.flatnonzero(need[:, r]) if sizes[r] else np.empty(0, dtype=np.int64)
             idx = torch.as_tensor(regions.row(r))
-            for start in range(0, idx.numel(), sample_chunk):
-                part = idx[start : start + sample_chunk]
-                x = inputs[part].to(selected.device)
-                y = labels[part].to(selected.device)
-                logits = selected.forward(x, shared=True, chunk_size=chunk_size)
-                correct[:, r] += (logits.argmax(-1) == y).sum(-1)
-    sizes = regions.lengths().astype(np.float64)
+            parts = [(idx[s : s + sample_chunk]) for s in range(0, idx.numel(), sample_chunk)]
+            for start in range(0, who.size, step):
+                pos = who[start : start + step]
+                chosen = rows[pos]
+                consecutive = bool(np.all(np.diff(chosen) == 1))
+                group = models[int(chosen[0]) : int(chosen[-1]) + 1] if consecutive else models[chosen]
+                hits = torch.zeros(pos.size, dtype=torch.int64, device=models.device)
+                for part in parts:
+                    logits = group.forward(inputs[part].to(models.device), shared=True, chunk_size=step)
+                    hits += (logits.argmax(-1) == labels[part].to(models.device)).sum(-1)
+                correct[pos, r] = hits.cpu().numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
-        return correct.cpu().numpy() / np.where(sizes > 0, sizes, np.nan)
+        out = correct / np.where(sizes > 0, sizes, np.nan)
+    out[~need] = np.nan
+    return out
 
 
 def cacc(accuracy: object, devices: object = None) -> float:

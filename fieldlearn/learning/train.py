@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
 import numpy as np
 import torch
@@ -16,7 +16,8 @@ from fieldlearn.calculus.pytree import register_pytree_node
 from .data import DeviceData, IndexSets
 from .models import ModelField
 
-__all__ = ["OptimiserState", "TrainResult", "train", "batch_schedule"]
+__all__ = ["OptimiserState", "TrainResult", "train", "batch_schedule", "Loss", "cross_entropy", "proximal_loss",
+           "ProximalLoss"]
 
 _SLOTS = {"adam": ("exp_avg", "exp_avg_sq"), "sgd": ("momentum_buffer",)}
 
@@ -168,12 +169,13 @@ def _adam_reference(params: dict, grads: dict, m: dict, v: dict, step: np.ndarra
 
 def _adam_fused(params: dict, grads: dict, m: dict, v: dict, step: float, *, lr: float, betas: tuple, eps: float,
                 weight_decay: float) -> None:
-    """The same update through PyTorch's fused multi-tensor kernel (one pass; all rows share one step count)."""
+    """The same update through PyTorch's fused multi-tensor kernel (one pass; all rows share one step count; it walks
+    its tensors in memory order, so gradients must be in the parameters' layout)."""
     keys = list(params)
     like = params[keys[0]]
     t = torch.full((), float(step), dtype=torch.float32, device=like.device)
     torch._fused_adam_(
-        [params[k] for k in keys], [grads[k].contiguous() for k in keys], [m[k] for k in keys],
+        [params[k] for k in keys], [grads[k] for k in keys], [m[k] for k in keys],
         [v[k] for k in keys], [], [t] * len(keys), lr=lr, beta1=betas[0], beta2=betas[1],
         weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False,
     )
@@ -201,6 +203,94 @@ def _fused_available(params: dict[str, torch.Tensor]) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------
+# what trains: the loss, the per-device extras it reads, and the parameters that take steps
+
+#: A per-device loss: `loss(logits [batch, classes], labels [batch], params {name: tensor}, extras {name: tensor})`
+#: returns one loss per sample, `[batch]`, written as for one model in a plain torch loop.
+Loss = Callable[[torch.Tensor, torch.Tensor, dict, dict], torch.Tensor]
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, params: dict, extras: dict) -> torch.Tensor:
+    """The built-in loss as a `loss=` function: per-sample cross-entropy of one device (to build other losses on)."""
+    return F.cross_entropy(logits, labels, reduction="none")
+
+
+class ProximalLoss:
+    """FedProx's loss `base + mu/2 ||w - w_anchor||^2`, the anchor model's parameters given in `extras` under the
+    parameters' own names (e.g. `extras=regional_models`); the penalty counts once per step, as in a torch loop.
+
+    It is an ordinary per-device `Loss`; `train` also knows its form and adds the penalty's gradient
+    `mu (w - w_anchor)` to the update directly (as weight decay mu plus a `-mu w_anchor` shift of the gradient),
+    which saves the memory passes of differentiating the penalty through autograd."""
+
+    __slots__ = ("mu", "base")
+
+    def __init__(self, mu: float, base: Loss = cross_entropy):
+        if not mu >= 0:
+            raise ValueError(f"proximal_loss: mu must be >= 0, got {mu}")
+        self.mu, self.base = float(mu), base
+
+    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, params: dict, extras: dict) -> torch.Tensor:
+        _check_anchor(params, extras)
+        # mse_loss(sum) is the squared distance in one kernel each way (fewer passes than (p - a) ** 2 under vmap)
+        penalty = sum(F.mse_loss(p, extras[k], reduction="sum") for k, p in params.items())
+        return self.base(logits, labels, params, extras) + (self.mu / 2) * penalty
+
+    def __repr__(self) -> str:
+        return f"proximal_loss({self.mu}, base={getattr(self.base, '__name__', self.base)!r})"
+
+
+def proximal_loss(mu: float, base: Loss = cross_entropy) -> ProximalLoss:
+    """FedProx's loss `base + mu/2 ||w - w_anchor||^2` with the anchor model in `extras` (see `ProximalLoss`)."""
+    return ProximalLoss(mu, base)
+
+
+def _check_anchor(params: Mapping[str, Any], extras: Mapping[str, Any]) -> None:
+    missing = [k for k in params if k not in extras]
+    if missing:
+        raise ValueError(f"proximal_loss: extras lack the anchor's parameters {missing}; pass extras=anchor_models")
+
+
+def _trainable_names(names: tuple[str, ...], trainable: object) -> tuple[str, ...]:
+    """The parameter names that train, in the model's order: all (None), those named, or those a predicate keeps."""
+    if trainable is None:
+        return names
+    if callable(trainable):
+        chosen = tuple(k for k in names if trainable(k))
+    else:
+        given = [trainable] if isinstance(trainable, str) else list(trainable)
+        unknown = [k for k in given if k not in names]
+        if unknown:
+            raise ValueError(f"train: trainable= names unknown parameters {unknown}; the model's parameters are "
+                             f"{list(names)}")
+        chosen = tuple(k for k in names if k in set(given))
+    if not chosen:
+        raise ValueError(f"train: trainable= selects no parameter of {list(names)}; nothing would train")
+    return chosen
+
+
+def _extra_tensors(extras: object, n: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Per-device extra tensors `{name: [n, ...]}` (or a ModelField's parameters), detached, on the models' device;
+    a tensor of one row (e.g. one global model) is every device's row."""
+    if extras is None:
+        return {}
+    if isinstance(extras, ModelField):
+        extras = extras.params
+    if not isinstance(extras, Mapping):
+        raise TypeError(f"train: extras= must be a dict {{name: tensor[n, ...]}} or a ModelField, "
+                        f"got {type(extras).__name__}")
+    out = {}
+    for k, v in extras.items():
+        if not isinstance(v, torch.Tensor):
+            raise TypeError(f"train: extras[{k!r}] must be a tensor with one row per device, got {type(v).__name__}")
+        if v.dim() == 0 or v.shape[0] not in (1, n):
+            raise ValueError(f"train: extras[{k!r}] has shape {tuple(v.shape)}; it needs one row per device ({n}) "
+                             "or one row for all")
+        out[k] = v.detach().to(device).expand(n, *v.shape[1:])
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
 # training
 
 
@@ -212,62 +302,103 @@ def _check_trainable(template: nn.Module) -> None:
                 "batch, so padded and partial batches could not be kept apart; use LayerNorm or GroupNorm")
 
 
-def _gradients(template: nn.Module) -> Callable[..., tuple[dict, torch.Tensor]]:
-    """Per-device gradients and values of the weighted cross-entropy of a chunk of devices: the forward pass is
-    vmapped over the devices, the backward pass is one ordinary autograd call on the sum of the devices' losses
-    (each device's loss depends only on its own parameters, so this sum's gradient is every device's own gradient,
-    in the parameters' layout, without the per-call cost of a functorch `grad` transform)."""
-    forward = torch.vmap(lambda p, b, x: functional_call(template, (p, b), (x,)), in_dims=(0, 0, 0),
-                         randomness="different")
+def _gradients(template: nn.Module, loss: Loss | None) -> Callable[..., tuple[dict, torch.Tensor]]:
+    """Per-device gradients (of the trainable parameters) and values of the weighted loss of a chunk of devices.
 
-    def step(p: dict, b: dict, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> tuple[dict, torch.Tensor]:
+    The forward pass (and a custom `loss`, written for one device) is vmapped over the devices; the backward pass is
+    one ordinary autograd call on the sum of the devices' losses (each device's loss depends only on its own
+    parameters, so this sum's gradient is every device's own gradient, in the parameters' layout, without the
+    per-call cost of a functorch `grad` transform). The built-in cross-entropy runs outside the vmap on all rows.
+    """
+    if loss is None:
+        forward = torch.vmap(lambda p, b, x: functional_call(template, (p, b), (x,)), in_dims=(0, 0, 0),
+                             randomness="different")
+
+        def per_sample(p: dict, b: dict, x: torch.Tensor, y: torch.Tensor, e: dict) -> torch.Tensor:
+            logits = forward(p, b, x)
+            return F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view_as(y)
+    else:
+        def one(p: dict, b: dict, x: torch.Tensor, y: torch.Tensor, e: dict) -> torch.Tensor:
+            value = loss(functional_call(template, (p, b), (x,)), y, p, e)
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(y.shape):
+                got = f"shape {list(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ValueError(f"train: loss= must return one loss per sample, a tensor of shape [batch] = "
+                                 f"{list(y.shape)}, got {got} (add a per-device term such as a penalty to every "
+                                 "sample's loss: it counts once per step)")
+            return value
+
+        per_sample = torch.vmap(one, in_dims=(0, 0, 0, 0, 0), randomness="different")
+
+    def step(p: dict, frozen: dict, b: dict, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
+             e: dict) -> tuple[dict, torch.Tensor]:
         leaves = {k: v.detach().requires_grad_(True) for k, v in p.items()}
-        logits = forward(leaves, b, x)
-        per_sample = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view_as(w) * w
-        loss = per_sample.sum(1)
-        grads = torch.autograd.grad(loss.sum(), list(leaves.values()))
-        return dict(zip(leaves, grads)), loss.detach()
+        per_device = (per_sample({**frozen, **leaves}, b, x, y, e) * w).sum(1)
+        try:
+            grads = torch.autograd.grad(per_device.sum(), list(leaves.values()))
+        except RuntimeError as err:
+            if "not have been used in the graph" not in str(err) and "does not require grad" not in str(err):
+                raise
+            raise ValueError(f"train: the loss does not depend on every trainable parameter ({list(leaves)}); "
+                             "leave the others out of trainable=") from None
+        return dict(zip(leaves, grads)), per_device.detach()
 
     return step
 
 
-class _Chunks:
-    """Stacked tensors copied chunk by chunk (devices in step order) into working views and out to new tensors,
-    so a chunk's copy is still in cache while it trains."""
+class _Rows:
+    """Stacked tensors `{name: [n, ...]}` worked on chunk by chunk, devices in step order. A chunk's rows are the
+    tensors' own rows (views, updated in place) when the step order is the storage order and the tensor is
+    contiguous; otherwise they are gathered into a chunk-sized buffer, which `store` writes back to the rows."""
 
-    def __init__(self, src: dict[str, torch.Tensor], perm: torch.Tensor | None, chunk: int):
-        self.src, self.perm = src, perm
-        self.out = {k: torch.empty_like(v) for k, v in src.items()}
-        self.buf = None if perm is None else {k: v.new_empty((min(chunk, v.shape[0]), *v.shape[1:]))
-                                              for k, v in src.items()}
+    def __init__(self, tensors: dict[str, torch.Tensor], perm: torch.Tensor | None, chunk: int):
+        self.tensors, self.perm = tensors, perm
+        self.buf = {k: v.new_empty((min(chunk, v.shape[0]), *v.shape[1:])) for k, v in tensors.items()
+                    if perm is not None or not v.is_contiguous()}
 
     def load(self, c0: int, c1: int) -> dict[str, torch.Tensor]:
-        """Working views of rows c0..c1 (in step order), holding the source values."""
-        if self.perm is None:
-            views = {k: o[c0:c1] for k, o in self.out.items()}
-            for k, v in views.items():
-                v.copy_(self.src[k][c0:c1])
-            return views
-        views = {k: b[: c1 - c0] for k, b in self.buf.items()}
-        for k, v in views.items():
-            torch.index_select(self.src[k], 0, self.perm[c0:c1], out=v)
-        return views
+        """Rows c0..c1 (in step order) of every tensor."""
+        out = {}
+        for k, v in self.tensors.items():
+            if k not in self.buf:
+                out[k] = v[c0:c1]
+                continue
+            b = self.buf[k][: c1 - c0]
+            if self.perm is None:
+                b.copy_(v[c0:c1])
+            else:
+                torch.index_select(v, 0, self.perm[c0:c1], out=b)
+            out[k] = b
+        return out
 
     def store(self, c0: int, c1: int, views: dict[str, torch.Tensor]) -> None:
-        """Write trained views back to their devices' rows of the output."""
-        if self.perm is not None:
-            for k, v in views.items():
-                self.out[k].index_copy_(0, self.perm[c0:c1], v)
+        """Write rows loaded into buffers (and trained there) back to their devices' rows."""
+        for k, v in views.items():
+            if k in self.buf:
+                if self.perm is None:
+                    self.tensors[k][c0:c1].copy_(v)
+                else:
+                    self.tensors[k].index_copy_(0, self.perm[c0:c1], v)
 
-    def finish(self, c0: int) -> dict[str, torch.Tensor]:
-        """Copy the rows from c0 on (devices that took no step) unchanged; return the output tensors."""
-        for k, o in self.out.items():
-            if self.perm is None:
-                o[c0:].copy_(self.src[k][c0:])
-            else:
-                rest = self.perm[c0:]
-                o.index_copy_(0, rest, self.src[k].index_select(0, rest))
-        return self.out
+
+class _Contiguous:
+    """Gradients in the parameters' (contiguous) layout, copied into chunk-sized scratch buffers when autograd
+    returns another layout (a vmapped linear layer's weight gradient comes out transposed): the fused Adam kernel
+    walks all its tensors in memory order, and fresh tensors each step would churn the allocator."""
+
+    def __init__(self, chunk: int):
+        self.chunk, self.buf = chunk, {}
+
+    def __call__(self, grads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = {}
+        for k, g in grads.items():
+            if g.is_contiguous():
+                out[k] = g
+                continue
+            b = self.buf.get(k)
+            if b is None or b.shape[1:] != g.shape[1:] or b.dtype != g.dtype:
+                b = self.buf[k] = g.new_empty((max(self.chunk, g.shape[0]), *g.shape[1:]))
+            out[k] = b[: g.shape[0]].copy_(g)
+        return out
 
 
 def _with_autograd(fn: Callable) -> Callable:
@@ -301,8 +432,12 @@ def train(
     order: Callable[[int], object] | None = None,
     chunk_size: int | None = None,
     fused: bool | None = None,
+    loss: Loss | None = None,
+    extras: Mapping[str, torch.Tensor] | ModelField | None = None,
+    trainable: Iterable[str] | str | Callable[[str], bool] | None = None,
+    inplace: bool = False,
 ) -> TrainResult:
-    """Train every device's model on its own samples (cross-entropy), all devices as one batched computation.
+    """Train every device's model on its own samples, all devices as one batched computation.
 
     Per epoch each device shuffles its own samples and takes ceil(n_i / batch_size) steps, the last batch
     averaged over its real size (a `DataLoader(shuffle=True, drop_last=False)` loop); with `steps=` every
@@ -310,6 +445,19 @@ def train(
     batch at a step is not updated and its optimiser state does not advance; devices without samples are
     unchanged. `fresh_optimiser=False` continues from `state` (or zeros) and returns the new state.
     Devices are processed `chunk_size` at a time, each chunk running all its steps while it is in cache.
+
+    `loss` (default: cross-entropy) is written for one device, `loss(logits, labels, params, extras) -> [batch]`,
+    and runs vmapped over a chunk's devices; each sample's loss weighs 1/(real batch size), so a per-device term
+    added to every sample counts once per step, as `ce.mean() + penalty` does. `extras` gives the loss per-device
+    tensors `{name: [n, ...]}` (or a ModelField's parameters, e.g. an anchor model), one row per device (or one
+    row for all). Only the
+    parameters in `trainable` (names, or a predicate on names; default all) take steps: the others get no
+    gradient, no update, no weight decay, and their optimiser state is left as it is (the step count is per
+    device, so a part trained later with a kept state continues from the device's count).
+
+    `inplace=True` trains `models` (and `state`) in place: the result holds the same tensors, updated, and
+    no second copy of the models or the optimiser state is made (half the memory, no copy time); anyone
+    still holding `models` sees the trained values. The default leaves the inputs untouched.
     """
     if optimiser not in _SLOTS:
         raise ValueError(f"train: unknown optimiser {optimiser!r} (expected 'adam' or 'sgd')")
@@ -317,6 +465,9 @@ def train(
         raise ValueError(f"train: batch_size must be >= 1, got {batch_size}")
     if fresh_optimiser and state is not None:
         raise ValueError("train: a state was given with fresh_optimiser=True; pass fresh_optimiser=False to use it")
+    if loss is not None and not callable(loss):
+        raise TypeError(f"train: loss= must be a function (logits, labels, params, extras) -> per-sample losses, "
+                        f"got {type(loss).__name__}")
     n = len(models)
     sets = data.sets
     if len(sets) != n:
@@ -325,27 +476,62 @@ def train(
         raise ValueError(f"train: state is for {state.kind} over {len(state)} devices, not {optimiser} over {n}")
     template = models.template
     _check_trainable(template)
+    device = models.device
+    names = _trainable_names(models.spec.param_names, trainable)
+    extra = _extra_tensors(extras, n, device)
+    prox = loss if isinstance(loss, ProximalLoss) else None
+    if prox is not None:
+        _check_anchor(models.params, extra)
+        for k, v in models.params.items():
+            if extra[k].shape != v.shape:
+                raise ValueError(f"proximal_loss: extras[{k!r}] has shape {tuple(extra[k].shape)}, the parameter "
+                                 f"{tuple(v.shape)}")
+        loss = None if prox.base is cross_entropy else prox.base
+        decay = weight_decay + prox.mu
+    else:
+        decay = weight_decay
 
     total, per_epoch, ptr, stream = batch_schedule(sets, batch_size, epochs=epochs, steps=steps,
                                                    generator=generator, order=order)
-    device = models.device
     like = next(iter(models.params.values()))
     use_fused = optimiser == "adam" and (_fused_available(models.params) if fused is None else fused)
     chunk = max(1, chunk_size or models.chunk_size)
 
+    if inplace:
+        made = [k for k, v in models.params.items() if v.is_inference()]
+        if made or (state is not None and any(t.is_inference() for d in state.slots.values() for t in d.values())):
+            raise ValueError("train: inplace=True on tensors made under torch.inference_mode (which cannot be "
+                             f"updated outside it: {made or 'the optimiser state'}); train a copy (inplace=False) "
+                             "or make the models outside inference mode")
+    with torch.no_grad():
+        if inplace:
+            params, buffers = models.params, models.buffers
+        else:
+            params = {k: v.clone() for k, v in models.params.items()}
+            buffers = {k: v.clone() for k, v in models.buffers.items()}
+        if fresh_optimiser:
+            source = None
+        elif state is None:
+            source = OptimiserState.zeros(optimiser, models)
+        else:
+            source = state if inplace else state.clone()
+
     # Devices sorted by their number of steps: at every step the devices still training are a prefix.
     perm = np.argsort(-total, kind="stable")
     perm_t = None if np.array_equal(perm, np.arange(n)) else torch.as_tensor(perm, device=device)
-    params = _Chunks(models.params, perm_t, chunk)
-    if fresh_optimiser:
-        kept = None
+    learning = _Rows({k: params[k] for k in names}, perm_t, chunk)
+    fixed = _Rows({k: v for k, v in params.items() if k not in names}, perm_t, chunk)
+    fixed_buffers = _Rows(buffers, perm_t, chunk)
+    extra_rows = _Rows(extra, perm_t, chunk)
+    if source is None:
         start_step = np.zeros(n, dtype=np.int64)
-        fresh = {s: {k: v.new_zeros((min(chunk, n), *v.shape[1:])) for k, v in models.params.items()}
+        fresh = {s: {k: params[k].new_zeros((min(chunk, n), *params[k].shape[1:])) for k in names}
                  for s in _SLOTS[optimiser]}
+        kept = None
     else:
-        source = state if state is not None else OptimiserState.zeros(optimiser, models)
         start_step = source.step.cpu().numpy()[perm]
-        kept = {s: _Chunks(d, perm_t, chunk) for s, d in source.slots.items()}
+        kept = {s: _Rows({k: d[k] for k in names}, perm_t, chunk) for s, d in source.slots.items()}
+    contiguous = _Contiguous(chunk)
 
     total_s = total[perm]
     active_n = int(np.count_nonzero(total_s))
@@ -358,7 +544,7 @@ def train(
     slot_j = torch.arange(batch_size, device=device)
     loss_sum = torch.zeros(n, dtype=torch.float64, device=device)
 
-    step_fn = _gradients(template)
+    step_fn = _gradients(template, loss)
     seed = int(torch.randint(0, 2**62, (1,), generator=generator)) if generator is not None else None
     template.train(True)
     try:
@@ -367,13 +553,13 @@ def train(
                 torch.manual_seed(seed)
             for c0 in range(0, active_n, chunk):
                 c1 = min(c0 + chunk, active_n)
-                p_chunk = params.load(c0, c1)
-                b_chunk = {k: (v[c0:c1] if perm_t is None else v.index_select(0, perm_t[c0:c1]))
-                           for k, v in models.buffers.items()}
-                if kept is None:
-                    s_chunk = {s: {k: v[: c1 - c0].zero_() for k, v in d.items()} for s, d in fresh.items()}
-                else:
-                    s_chunk = {s: c.load(c0, c1) for s, c in kept.items()}
+                with torch.no_grad():
+                    p_chunk = learning.load(c0, c1)
+                    f_chunk, b_chunk, e_chunk = fixed.load(c0, c1), fixed_buffers.load(c0, c1), extra_rows.load(c0, c1)
+                    if kept is None:
+                        s_chunk = {s: {k: v[: c1 - c0].zero_() for k, v in d.items()} for s, d in fresh.items()}
+                    else:
+                        s_chunk = {s: c.load(c0, c1) for s, c in kept.items()}
                 neg_total = -total_s[c0:c1]
                 for s in range(int(total_s[c0])):
                     m = int(np.searchsorted(neg_total, -s, side="left"))  # devices of the chunk with a step s
@@ -387,24 +573,37 @@ def train(
                     samples = stream_t[first[:, None] + torch.where(valid, slot_j, 0)]
                     weight = valid.to(like.dtype) / real[:, None].to(like.dtype)
                     p = {key: v[:m] for key, v in p_chunk.items()}
-                    b = {key: v[:m] for key, v in b_chunk.items()}
-                    grads, loss = step_fn(p, b, inputs[samples], labels[samples], weight)
-                    loss_sum[rows] += loss.detach().to(torch.float64) * real
+                    grads, step_loss = step_fn(p, {key: v[:m] for key, v in f_chunk.items()},
+                                               {key: v[:m] for key, v in b_chunk.items()}, inputs[samples],
+                                               labels[samples], weight, {key: v[:m] for key, v in e_chunk.items()})
+                    if prox is not None:
+                        with torch.no_grad():
+                            grads = contiguous(grads)
+                            anchor = {key: v[:m] for key, v in e_chunk.items()}
+                            here = {**{key: v[:m] for key, v in f_chunk.items()}, **p}
+                            penalty = sum(F.mse_loss(v, anchor[key], reduction="none").flatten(1).sum(1)
+                                          for key, v in here.items())
+                            step_loss = step_loss + (prox.mu / 2) * penalty
+                            for key in p:  # mu (w - a) = the decay term mu w, plus -mu a here
+                                grads[key].sub_(anchor[key], alpha=prox.mu)
+                    loss_sum[rows] += step_loss.to(torch.float64) * real
                     sl = {name: {key: v[:m] for key, v in d.items()} for name, d in s_chunk.items()}
                     step_counts = start_step[c0 : c0 + m] + s + 1
-                    if optimiser == "sgd":
-                        _sgd(p, grads, sl["momentum_buffer"], lr=lr, momentum=momentum, nesterov=nesterov,
-                             weight_decay=weight_decay)
-                    elif use_fused and step_counts.min() == step_counts.max():
-                        _adam_fused(p, grads, sl["exp_avg"], sl["exp_avg_sq"], float(step_counts[0]), lr=lr,
-                                    betas=betas, eps=eps, weight_decay=weight_decay)
-                    else:
-                        _adam_reference(p, grads, sl["exp_avg"], sl["exp_avg_sq"], step_counts, lr=lr,
-                                        betas=betas, eps=eps, weight_decay=weight_decay)
-                params.store(c0, c1, p_chunk)
-                if kept is not None:
-                    for s, c in kept.items():
-                        c.store(c0, c1, s_chunk[s])
+                    with torch.no_grad():
+                        if optimiser == "sgd":
+                            _sgd(p, grads, sl["momentum_buffer"], lr=lr, momentum=momentum, nesterov=nesterov,
+                                 weight_decay=decay)
+                        elif use_fused and step_counts.min() == step_counts.max():
+                            _adam_fused(p, contiguous(grads), sl["exp_avg"], sl["exp_avg_sq"],
+                                        float(step_counts[0]), lr=lr, betas=betas, eps=eps, weight_decay=decay)
+                        else:
+                            _adam_reference(p, grads, sl["exp_avg"], sl["exp_avg_sq"], step_counts, lr=lr,
+                                            betas=betas, eps=eps, weight_decay=decay)
+                with torch.no_grad():
+                    learning.store(c0, c1, p_chunk)
+                    if kept is not None:
+                        for s, c in kept.items():
+                            c.store(c0, c1, s_chunk[s])
     finally:
         template.train(False)
 
@@ -413,15 +612,13 @@ def train(
     mean_loss = (loss_sum / samples_seen).to(torch.float32)
     if perm_t is not None:
         mean_loss = torch.empty_like(mean_loss).index_copy_(0, perm_t, mean_loss)
-    trained = ModelField._from_spec(models.spec, params.finish(active_n),
-                                    {k: v.clone() for k, v in models.buffers.items()})
-    new_state = None
-    if kept is not None:
+    trained = ModelField._from_spec(models.spec, params, buffers)
+    if source is not None:
         after = torch.as_tensor(start_step + total_s, dtype=torch.long, device=source.step.device)
         if perm_t is not None:
             after = torch.empty_like(after).index_copy_(0, perm_t.to(after.device), after)
-        new_state = OptimiserState(optimiser, after, {s: c.finish(active_n) for s, c in kept.items()})
-    return TrainResult(trained, new_state, mean_loss)
+        source.step.copy_(after)
+    return TrainResult(trained, source, mean_loss)
 
 
 def _samples_seen(total: np.ndarray, per_epoch: np.ndarray, counts: np.ndarray, batch_size: int) -> np.ndarray:

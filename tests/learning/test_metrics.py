@@ -76,3 +76,31 @@ def test_cacc_own_region_and_forgetting_on_hand_made_numbers():
     assert mean_forgetting(history) == pytest.approx(-0.075)
     assert mean_forgetting(history, devices=[1]) == pytest.approx(-0.15)
     assert (forgetting(history[:1]) == 0).all()
+
+
+def test_needed_pairs_equal_a_per_device_loop_and_leave_the_rest_nan():
+    # the CAcc setting in small: movers scored on every region, static devices on their own only
+    g = torch.Generator().manual_seed(1)
+    data = Dataset(torch.randn(120, 5, generator=g), torch.randint(0, 3, (120,), generator=g), 3)
+    models = ModelField.from_factory(lambda: nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3)), 11, seed=2)
+    regions = IndexSets.from_lists([np.arange(0, 30), np.arange(30, 75), [], np.arange(75, 120)])
+    devices = np.array([9, 0, 1, 2, 3, 7, 8, 10])  # some consecutive runs, some not
+    region_of = np.array([0, 1, 3, 0, 1, 3, 0, 1])
+    mobile = np.array([True, False, False, True, False, False, True, False])
+    needed = mobile[:, None] | (region_of[:, None] == np.arange(4))
+    acc = accuracy_matrix(models, data, regions, devices=devices, needed=needed, sample_chunk=20, chunk_size=3)
+    for j, d in enumerate(devices):
+        m = models.module(d).eval()
+        for r in range(4):
+            idx = regions.row(r)
+            if not needed[j, r] or idx.size == 0:
+                assert np.isnan(acc[j, r])
+                continue
+            hits = int((m(data.inputs[idx]).argmax(1) == data.labels[idx]).sum())
+            assert acc[j, r] == hits / idx.size  # exact: the same count of correct answers
+    full = accuracy_matrix(models, data, regions, devices=devices)
+    np.testing.assert_array_equal(acc[needed], full[needed])
+    with pytest.raises(ValueError, match=r"needed must be a bool array of shape \(8, 4\)"):
+        accuracy_matrix(models, data, regions, devices=devices, needed=needed[:, :3])
+    with pytest.raises(IndexError, match="devices out of range"):
+        accuracy_matrix(models, data, regions, devices=[11])

@@ -4,12 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from fieldlearn.learning.data import Dataset, DeviceData, IndexSets
 from fieldlearn.learning.models import ModelField
-from fieldlearn.learning.train import OptimiserState, batch_schedule, train
+from fieldlearn.learning.train import OptimiserState, batch_schedule, cross_entropy, proximal_loss, train
 
 N_FEATURES, N_CLASSES = 6, 4
 
@@ -289,3 +291,311 @@ def test_training_ignores_an_outer_no_grad(dataset):
             inside = train(models, DeviceData(dataset, sets), epochs=1, batch_size=4,
                            generator=torch.Generator().manual_seed(0))
         assert torch.equal(inside.models.params["0.weight"], plain.models.params["0.weight"])
+
+
+# --------------------------------------------------------------------------------------------------
+# pluggable training: a custom loss with per-device extras, and frozen parameters
+
+
+def custom_reference(module: nn.Module, opt: torch.optim.Optimizer, data: Dataset, sets: IndexSets, device: int,
+                     order, loss_of, *, epochs: int, batch: int) -> None:
+    """A plain torch loop whose batch loss is `loss_of(module, x, y)` (a scalar, as one writes it by hand)."""
+    own = sets.row(device)
+    if own.size == 0:
+        return
+    local = TensorDataset(data.inputs[own], data.labels[own])
+    a, b = sets.indptr[device], sets.indptr[device + 1]
+    for epoch in range(epochs):
+        perm = order(epoch)[a:b] - a
+        for x, y in DataLoader(local, batch_size=batch, sampler=FixedOrder(perm), drop_last=False):
+            opt.zero_grad()
+            loss_of(module, x, y).backward()
+            opt.step()
+
+
+def generic(loss):
+    """The same loss hidden behind a plain function: train cannot recognise it and runs it vmapped."""
+    return lambda logits, labels, params, extras: loss(logits, labels, params, extras)
+
+
+@pytest.mark.parametrize("wrap", [lambda f: f, generic], ids=["proximal_loss", "as-a-plain-function"])
+@pytest.mark.parametrize("kind,make_opt", [
+    ("adam", lambda p: torch.optim.Adam(p, lr=0.02, weight_decay=1e-3)),
+    ("sgd", lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3)),
+])
+def test_fedprox_with_a_per_device_anchor_equals_a_torch_loop(dataset, kind, make_opt, wrap):
+    mu = 0.3
+    sets = uneven_sets()  # uneven counts reorder the devices: the anchors must follow their devices
+    models = ModelField.from_factory(factory, len(sets), seed=13)
+    anchors = ModelField.from_factory(factory, len(sets), seed=14)
+    order = seeded_orders(sets, seed=15)
+    opts = dict(lr=0.02, weight_decay=1e-3) if kind == "adam" else dict(lr=0.05, momentum=0.9, weight_decay=1e-3)
+    result = train(models, DeviceData(dataset, sets), epochs=3, batch_size=4, optimiser=kind, order=order,
+                   chunk_size=2, loss=wrap(proximal_loss(mu)), extras=anchors, **opts)
+    modules = []
+    for i in range(len(sets)):
+        m, anchor = models.module(i), anchors.module(i)
+
+        def fedprox(module, x, y, anchor=anchor):
+            penalty = sum(((p - q.detach()) ** 2).sum() for p, q in zip(module.parameters(), anchor.parameters()))
+            return nn.functional.cross_entropy(module(x), y) + mu / 2 * penalty
+
+        custom_reference(m, make_opt(m.parameters()), dataset, sets, i, order, fedprox, epochs=3, batch=4)
+        modules.append(m)
+    assert_same_models(result.models, modules)
+    plain = train(models, DeviceData(dataset, sets), epochs=3, batch_size=4, optimiser=kind, order=order, **opts)
+    assert not torch.allclose(plain.models.params["0.weight"], result.models.params["0.weight"])
+
+
+def test_the_proximal_fast_path_reports_the_loss_of_the_generic_one(dataset):
+    sets = uneven_sets()
+    models = ModelField.from_factory(factory, len(sets), seed=28)
+    anchors = ModelField.from_factory(factory, len(sets), seed=29)
+    order = seeded_orders(sets, seed=30)
+    kwargs = dict(epochs=2, batch_size=4, order=order, extras=anchors, weight_decay=1e-2)
+    for frozen in (None, ["2.weight", "2.bias"]):
+        fast = train(models, DeviceData(dataset, sets), loss=proximal_loss(0.5), trainable=frozen, **kwargs)
+        slow = train(models, DeviceData(dataset, sets), loss=generic(proximal_loss(0.5)), trainable=frozen, **kwargs)
+        torch.testing.assert_close(fast.loss, slow.loss, equal_nan=True, rtol=1e-12, atol=0)
+        for k in models.params:
+            torch.testing.assert_close(fast.models.params[k], slow.models.params[k], rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"extras\['0.bias'\] has shape \(6, 4\), the parameter \(6, 5\)"):
+        train(models, DeviceData(dataset, sets), epochs=1, loss=proximal_loss(0.5),
+              extras={**anchors.params, "0.bias": torch.zeros(6, 4, dtype=torch.float64)})
+    with pytest.raises(ValueError, match="mu must be >= 0"):
+        proximal_loss(-1.0)
+
+
+def test_one_anchor_row_is_every_devices_anchor(dataset):
+    # FedProx towards one global model: a one-device ModelField as extras
+    sets = uneven_sets()
+    models = ModelField.from_factory(factory, len(sets), seed=31)
+    glob = ModelField.from_factory(factory, 1, seed=32)
+    order = seeded_orders(sets, seed=33)
+    kwargs = dict(epochs=2, batch_size=4, order=order, loss=proximal_loss(0.4), chunk_size=4)
+    one = train(models, DeviceData(dataset, sets), extras=glob, **kwargs)
+    every = train(models, DeviceData(dataset, sets), extras=glob.expand(len(sets)), **kwargs)
+    for k in models.params:
+        assert torch.equal(one.models.params[k], every.models.params[k])
+
+
+def test_a_loss_reads_non_model_extras_row_by_row(dataset):
+    # a per-device scale of the cross-entropy: extras need not be models, and a scalar row broadcasts
+    sets = uneven_sets()
+    models = ModelField.from_factory(factory, len(sets), seed=16)
+    scale = torch.tensor([0.5, 2.0, 1.0, 0.1, 3.0, 1.5], dtype=torch.float64)
+    order = seeded_orders(sets, seed=17)
+
+    def scaled(logits, labels, params, extras):
+        return extras["scale"] * cross_entropy(logits, labels, params, extras)
+
+    result = train(models, DeviceData(dataset, sets), epochs=2, batch_size=4, optimiser="sgd", lr=0.1, order=order,
+                   loss=scaled, extras={"scale": scale}, chunk_size=4)
+    modules = []
+    for i in range(len(sets)):
+        m = models.module(i)
+        custom_reference(m, torch.optim.SGD(m.parameters(), lr=0.1), dataset, sets, i, order,
+                         lambda mod, x, y, s=scale[i]: s * nn.functional.cross_entropy(mod(x), y), epochs=2, batch=4)
+        modules.append(m)
+    assert_same_models(result.models, modules)
+
+
+def test_the_cross_entropy_loss_function_matches_the_built_in(dataset):
+    sets = uneven_sets()
+    models = ModelField.from_factory(factory, len(sets), seed=18)
+    order = seeded_orders(sets, seed=19)
+    built_in = train(models, DeviceData(dataset, sets), epochs=2, batch_size=4, order=order)
+    given = train(models, DeviceData(dataset, sets), epochs=2, batch_size=4, order=order, loss=cross_entropy)
+    for k in models.params:
+        torch.testing.assert_close(given.models.params[k], built_in.models.params[k], rtol=0, atol=1e-12)
+    torch.testing.assert_close(given.loss, built_in.loss, equal_nan=True)
+
+
+@pytest.mark.parametrize("kind,kwargs,make_opt", [
+    ("adam", dict(lr=0.02, weight_decay=1e-2, fused=True), lambda p: torch.optim.Adam(p, lr=0.02, weight_decay=1e-2)),
+    ("adam", dict(lr=0.02, weight_decay=1e-2, fused=False), lambda p: torch.optim.Adam(p, lr=0.02, weight_decay=1e-2)),
+    ("sgd", dict(lr=0.05, momentum=0.9, weight_decay=1e-2),
+     lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-2)),
+])
+def test_a_frozen_body_fine_tune_equals_a_torch_loop_over_the_head(dataset, kind, kwargs, make_opt):
+    sets = uneven_sets()
+    models = ModelField.from_factory(factory, len(sets), seed=20)
+    order = seeded_orders(sets, seed=21)
+    state = OptimiserState.zeros(kind, models)
+    for slot in state.slots.values():
+        slot["0.weight"].fill_(0.25)  # a frozen parameter's state must come back exactly as it went in
+    result = train(models, DeviceData(dataset, sets), epochs=3, batch_size=4, optimiser=kind, order=order,
+                   chunk_size=2, trainable=["2.weight", "2.bias"], fresh_optimiser=False, state=state, **kwargs)
+    modules = []
+    for i in range(len(sets)):
+        m = models.module(i)
+        for p in m[0].parameters():
+            p.requires_grad_(False)
+        custom_reference(m, make_opt(m[2].parameters()), dataset, sets, i, order,
+                         lambda mod, x, y: nn.functional.cross_entropy(mod(x), y), epochs=3, batch=4)
+        modules.append(m)
+    assert_same_models(result.models, modules)
+    for k in ("0.weight", "0.bias"):
+        assert torch.equal(result.models.params[k], models.params[k])
+        for name, slot in result.state.slots.items():
+            assert torch.equal(slot[k], state.slots[name][k])
+    assert result.state.step.tolist() == [9, 3, 0, 33, 3, 6]
+    # a predicate selects the same parameters
+    again = train(models, DeviceData(dataset, sets), epochs=3, batch_size=4, optimiser=kind, order=order,
+                  chunk_size=2, trainable=lambda name: name.startswith("2."), fresh_optimiser=False, state=state,
+                  **kwargs)
+    for k in models.params:
+        assert torch.equal(again.models.params[k], result.models.params[k])
+
+
+def test_fedprox_with_a_frozen_body_trains_only_the_head_towards_its_anchor(dataset):
+    sets = IndexSets.from_lists([np.arange(0, 12), np.arange(12, 17)])
+    models = ModelField.from_factory(factory, 2, seed=22)
+    anchors = ModelField.from_factory(factory, 2, seed=23)
+    order = seeded_orders(sets, seed=24)
+    result = train(models, DeviceData(dataset, sets), epochs=2, batch_size=4, order=order, lr=0.05,
+                   loss=proximal_loss(1.0), extras=anchors, trainable="2.weight")
+    for i in range(2):
+        m, anchor = models.module(i), anchors.module(i)
+        head = m[2].weight
+
+        def prox(module, x, y, anchor=anchor):
+            penalty = sum(((p - q) ** 2).sum() for p, q in zip(module.parameters(), anchor.parameters()))
+            return nn.functional.cross_entropy(module(x), y) + 0.5 * penalty
+
+        custom_reference(m, torch.optim.Adam([head], lr=0.05), dataset, sets, i, order, prox, epochs=2, batch=4)
+        assert_same_models(result.models[i], [m])
+    assert torch.equal(result.models.params["2.bias"], models.params["2.bias"])
+
+
+def test_bad_loss_extras_and_trainable_are_named(dataset):
+    sets = IndexSets.from_lists([[0, 1, 2], [3, 4]])
+    models = ModelField.from_factory(factory, 2)
+    data = DeviceData(dataset, sets)
+    with pytest.raises(ValueError, match=r"loss= must return one loss per sample.*\[32\], got shape \[\]"):
+        train(models, data, epochs=1, loss=lambda lg, y, p, e: nn.functional.cross_entropy(lg, y))
+    with pytest.raises(ValueError, match=r"loss= must return one loss per sample.*got shape \[32, 4\]"):
+        train(models, data, epochs=1, loss=lambda lg, y, p, e: lg)
+    with pytest.raises(ValueError, match=r"loss= must return.*got float"):
+        train(models, data, epochs=1, loss=lambda lg, y, p, e: 1.0)
+    with pytest.raises(TypeError, match="loss= must be a function"):
+        train(models, data, epochs=1, loss="mse")
+    with pytest.raises(ValueError, match=r"trainable= names unknown parameters \['2.weigth'\]"):
+        train(models, data, epochs=1, trainable=["2.weigth", "2.bias"])
+    with pytest.raises(ValueError, match="trainable= selects no parameter"):
+        train(models, data, epochs=1, trainable=lambda name: False)
+    with pytest.raises(ValueError, match=r"extras\['anchor'\] has shape \(3, 4\); it needs one row per device \(2\)"):
+        train(models, data, epochs=1, extras={"anchor": torch.zeros(3, 4)})
+    with pytest.raises(TypeError, match=r"extras= must be a dict"):
+        train(models, data, epochs=1, extras=[torch.zeros(2)])
+    with pytest.raises(ValueError, match="extras lack the anchor's parameters"):
+        train(models, data, epochs=1, loss=proximal_loss(0.1))
+    with pytest.raises(ValueError, match="does not depend on every trainable parameter"):
+        train(models, data, epochs=1, loss=lambda lg, y, p, e: y.double() * 0 + p["2.bias"].sum(),
+              trainable=["0.weight", "2.bias"])
+
+
+# --------------------------------------------------------------------------------------------------
+# in-place training: the same numbers, no second copy
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_inplace_training_updates_the_given_tensors_to_the_same_values(dataset, fused):
+    sets = uneven_sets()  # uneven counts: chunks are gathered and scattered back
+    models = ModelField.from_factory(factory, len(sets), seed=25)
+    state = OptimiserState.zeros("adam", models)
+    order = seeded_orders(sets, seed=26)
+    copy = train(models, DeviceData(dataset, sets), epochs=2, batch_size=4, order=order, fresh_optimiser=False,
+                 state=state, fused=fused, chunk_size=4)
+    # the default leaves its inputs untouched
+    fresh = ModelField.from_factory(factory, len(sets), seed=25)
+    assert all(torch.equal(models.params[k], fresh.params[k]) for k in models.params)
+    assert state.step.tolist() == [0] * len(sets) and not state.slots["exp_avg"]["0.weight"].any()
+    mine = models.clone()
+    before = {k: v.data_ptr() for k, v in mine.params.items()}
+    inplace = train(mine, DeviceData(dataset, sets), epochs=2, batch_size=4, order=order, fresh_optimiser=False,
+                    state=state, fused=fused, chunk_size=4, inplace=True)
+    for k in models.params:
+        assert inplace.models.params[k] is mine.params[k] and mine.params[k].data_ptr() == before[k]
+        assert torch.equal(mine.params[k], copy.models.params[k])
+        for slot in state.slots:
+            assert torch.equal(state.slots[slot][k], copy.state.slots[slot][k])
+    assert inplace.state is state and state.step.tolist() == copy.state.step.tolist()
+    assert torch.equal(inplace.loss, copy.loss) or torch.allclose(inplace.loss, copy.loss, equal_nan=True)
+
+
+def test_inplace_training_in_step_order_needs_no_gather(dataset):
+    # equal counts: every chunk trains on its own rows directly
+    sets = IndexSets.from_lists([np.arange(i * 8, i * 8 + 8) for i in range(5)])
+    models = ModelField.from_factory(factory, 5, seed=27)
+    g = torch.Generator
+    copy = train(models, DeviceData(dataset, sets), epochs=2, batch_size=4, generator=g().manual_seed(3), chunk_size=2)
+    mine = models.clone()
+    train(mine, DeviceData(dataset, sets), epochs=2, batch_size=4, generator=g().manual_seed(3), chunk_size=2,
+          inplace=True)
+    for k in models.params:
+        assert torch.equal(mine.params[k], copy.models.params[k])
+
+
+def test_inplace_refuses_inference_tensors_and_copying_accepts_them(dataset):
+    sets = IndexSets.from_lists([np.arange(0, 6), np.arange(6, 12)])
+    with torch.inference_mode():
+        made = ModelField.from_factory(factory, 2, seed=34) * 1.0
+    plain = train(made, DeviceData(dataset, sets), epochs=1, generator=torch.Generator().manual_seed(0))
+    assert not plain.models.params["0.weight"].is_inference()
+    with pytest.raises(ValueError, match="inplace=True on tensors made under torch.inference_mode"):
+        train(made, DeviceData(dataset, sets), epochs=1, inplace=True)
+
+
+NAMES = ["0.weight", "0.bias", "2.weight", "2.bias"]
+
+
+@settings(max_examples=15, deadline=None)
+@given(lengths=st.lists(st.integers(0, 11), min_size=1, max_size=6), chunk=st.integers(1, 4),
+       kind=st.sampled_from(["adam", "sgd"]), mask=st.lists(st.booleans(), min_size=4, max_size=4),
+       seed=st.integers(0, 2**20), prox=st.booleans())
+def test_inplace_equals_copy_and_frozen_or_idle_rows_stay_bit_identical(dataset, lengths, chunk, kind, mask, seed,
+                                                                       prox):
+    if not any(mask):
+        mask = [False, False, True, True]
+    trainable = [k for k, keep in zip(NAMES, mask) if keep]
+    rng = np.random.default_rng(seed)
+    sets = IndexSets.from_lists([rng.choice(len(dataset), size, replace=False) for size in lengths])
+    models = ModelField.from_factory(factory, len(sets), seed=seed % 97)
+    state = OptimiserState.zeros(kind, models)
+    extra = dict(loss=proximal_loss(0.2), extras=ModelField.from_factory(factory, len(sets), seed=1)) if prox else {}
+    kwargs = dict(epochs=2, batch_size=3, optimiser=kind, chunk_size=chunk, trainable=trainable, lr=0.05,
+                  fresh_optimiser=False, **extra)
+    copy = train(models, DeviceData(dataset, sets), state=state, generator=torch.Generator().manual_seed(seed),
+                 **kwargs)
+    mine, mine_state = models.clone(), state.clone()
+    train(mine, DeviceData(dataset, sets), state=mine_state, generator=torch.Generator().manual_seed(seed),
+          inplace=True, **kwargs)
+    idle = np.asarray(lengths) == 0
+    for k in NAMES:
+        assert torch.equal(mine.params[k], copy.models.params[k])
+        for slot in state.slots:
+            assert torch.equal(mine_state.slots[slot][k], copy.state.slots[slot][k])
+        if k not in trainable:
+            assert torch.equal(copy.models.params[k], models.params[k])
+            assert all(not copy.state.slots[slot][k].any() for slot in state.slots)
+        assert torch.equal(copy.models.params[k][idle], models.params[k][idle])
+    assert mine_state.step.tolist() == copy.state.step.tolist()
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+@pytest.mark.parametrize("sizes", [(9, 5, 16), (8, 8, 8)], ids=["gathered", "in-step-order"])
+def test_non_contiguous_parameters_train_like_contiguous_ones(dataset, inplace, sizes):
+    # the fused Adam kernel walks memory in order: working rows must all share one (contiguous) layout
+    ends = np.cumsum((0,) + sizes)
+    sets = IndexSets.from_lists([np.arange(a, b) for a, b in zip(ends[:-1], ends[1:])])
+    models = ModelField.from_factory(factory, 3, seed=35)
+    strided = {k: (v.transpose(1, 2).contiguous().transpose(1, 2) if v.dim() == 3 else v.clone())
+               for k, v in models.params.items()}
+    odd = ModelField(strided, models.buffers, models.template)
+    assert not odd.params["0.weight"].is_contiguous()
+    kwargs = dict(epochs=2, batch_size=4, fused=True)
+    want = train(models, DeviceData(dataset, sets), generator=torch.Generator().manual_seed(4), **kwargs)
+    got = train(odd, DeviceData(dataset, sets), generator=torch.Generator().manual_seed(4), inplace=inplace, **kwargs)
+    for k in models.params:
+        assert torch.equal(got.models.params[k], want.models.params[k])
