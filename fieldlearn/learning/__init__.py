@@ -60,8 +60,8 @@ from .replay import (
 )
 from .samples import pad_sets, unpad
 from .standalone import LearningRun, run_learning
-from .train import OptimiserState, TrainResult, train
-from .trainer import Loss, Trainer
+from .train import Loss, OptimiserState, ProximalLoss, TrainResult, cross_entropy, proximal_loss, train
+from .trainer import Trainer
 
 __all__ = [
     # blocks
@@ -73,7 +73,7 @@ __all__ = [
     "LearningContext", "learning_context", "ConfigError", "RESOURCE", "METRICS", "Evaluation", "Moment",
     # models and training
     "ModelField", "ModelNeighbours", "blend_models", "neighbour_average", "where", "train", "Trainer", "Loss",
-    "OptimiserState", "TrainResult",
+    "cross_entropy", "proximal_loss", "ProximalLoss", "OptimiserState", "TrainResult",
     # data, samples and replay
     "Dataset", "DatasetError", "DeviceData", "IndexSets", "RegionData", "DATASET_DIRS", "load_dataset",
     "load_digits", "load_idx", "make_region_data", "partition", "partition_dirichlet", "partition_hard",

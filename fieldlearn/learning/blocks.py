@@ -26,7 +26,8 @@ from .models import ModelField
 from .models import blend_models
 from .replay import ReplayStore
 from .samples import draw_per_device, pad_sets, unpad
-from .trainer import Loss, Trainer
+from .train import Loss
+from .trainer import Trainer
 
 __all__ = [
     "fresh_models", "current_samples", "round_number", "is_mobile", "sample_counts", "class_counts",

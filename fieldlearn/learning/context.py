@@ -220,8 +220,7 @@ class LearningContext:
     def evaluate(self, devices: Any = None, name: str = "models", region: Any = None) -> np.ndarray:
         """Accuracy `[devices, regions]` of the selected devices' latest (`name`d) models on every region's
         evaluation set (NaN where a device has none). With `region` (where each device is), static devices are
-        scored on their own region only (NaN elsewhere; unless `score_everywhere`): one batched pass per region over
-        the devices it needs."""
+        scored on their own region only (NaN elsewhere; unless `score_everywhere`): only the pairs needed, batched."""
         sel = np.arange(self.n_devices) if devices is None else as_index_array(devices)
         out = np.full((sel.size, len(self.region_names)), np.nan)
         store = self.recorded.get(name)
@@ -233,11 +232,10 @@ class LearningContext:
                 out[have] = accuracy_matrix(store, self.dataset, self.eval_sets, devices=sel[have])
             return out
         where = as_index_array(region)[sel]
-        for r in range(len(self.region_names)):
-            need = have & (self.mobile[sel] | (where == r))
-            if need.any():
-                one = IndexSets.from_lists([self.eval_sets.row(r)])
-                out[need, r] = accuracy_matrix(store, self.dataset, one, devices=sel[need])[:, 0]
+        need = have[:, None] & (self.mobile[sel][:, None] | (where[:, None] == np.arange(len(self.region_names))))
+        rows = need.any(axis=1)
+        if rows.any():
+            out[rows] = accuracy_matrix(store, self.dataset, self.eval_sets, devices=sel[rows], needed=need[rows])
         return out
 
     def evaluation(self, round_: int, time: float, region: Any) -> Evaluation:

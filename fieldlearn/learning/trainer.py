@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -13,23 +13,20 @@ from fieldlearn.calculus.keyed import keyed_seed
 from .data import Dataset, DeviceData
 from .models import ModelField
 from .samples import unpad
-from .train import train
+from .train import Loss, train
 
-__all__ = ["Trainer", "Loss"]
-
-Loss = Callable[[torch.Tensor, torch.Tensor, dict, dict], torch.Tensor]
-"""`loss(logits, labels, params, extras) -> per-sample losses`, written for one device as in a plain torch loop:
-logits `[batch, classes]`, labels `[batch]`, that device's parameters and extras by name; a per-device term (a
-proximal penalty) may be added as a scalar: samples weigh 1/batch, so it counts once per step."""
+__all__ = ["Trainer"]
 
 _TRAIN_SALT = 11
 
 
 @dataclass(frozen=True)
 class Trainer:
-    """Training settings (a fresh optimiser per call, as the reference methods do): epochs or steps over each
-    device's samples, batch size, optimiser, and optionally `loss` (see `Loss`) and `trainable` (the names of the
-    parameters that train, or a predicate on names; the others stay frozen)."""
+    """Training settings (a fresh optimiser per call, as the reference methods do): epochs over each device's
+    samples, batch size, optimiser, and optionally `loss` (`train.Loss`: `loss(logits, labels, params, extras) ->
+    per-sample losses`, written for one device as in a plain torch loop; a per-device term such as a proximal
+    penalty may be added as a scalar, it counts once per step) and `trainable` (the names of the parameters that
+    train, or a predicate on names; the others stay frozen)."""
 
     dataset: Dataset
     epochs: int = 2
