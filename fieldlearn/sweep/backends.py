@@ -1,10 +1,10 @@
 """Where runs execute: a pool of local processes (default; one fresh process per run) or Ray tasks.
 
-Both backends run the same function (`simulate`) on the same run description (`RunSpec`), so a sweep gives the same
-table on either (the simulator is deterministic per seed). A local run commits its own folder into the store; a Ray
-task returns its files to the driver, which commits them (Ray workers may be on machines without the driver's disk).
-Both report each run as an `Outcome` as soon as it ends, in completion order.
-"""
+Both backends run the same function (`simulate`) on the same run description (`RunSpec`: the run's scenario as the
+plan resolved it), so a sweep gives the same table on either (the simulator is deterministic per seed). A local run
+commits its own folder into the store; a Ray task returns its files to the driver, which commits them (Ray workers
+may be on machines without the driver's disk). Both report each run as an `Outcome` as soon as it ends, in
+completion order."""
 from __future__ import annotations
 
 import math
@@ -20,25 +20,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .grid import ScenarioSource, SweepError
+from ..sim.loader import LoadedScenario
+from .grid import SweepError
 from .store import Store
 
 THREADS_ENV = "FIELDLEARN_SWEEP_THREADS"
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                 "VECLIB_MAXIMUM_THREADS")
 RAY_INSTALL = "pip install 'fieldlearn[ray]'  (or: pip install 'ray>=2.9')"
+_PRELOAD = ["fieldlearn.sim.simulate", "fieldlearn.sweep.backends"]
+_PRELOAD_FIGURES = ["matplotlib.figure", "matplotlib.backends.backend_agg", "fieldlearn.sim.figures"]
 
 
 @dataclass
 class RunSpec:
-    """Everything a worker needs to make one run (picklable, small): the raw scenario and the overrides to apply."""
+    """Everything a worker needs to make one run (picklable): the run's resolved scenario (the plan's, with the
+    run's seed; the program is imported again in the worker), its configuration hash and device."""
 
     run_id: str
-    data: dict[str, Any]
-    base_dir: str
-    name: str
-    label: str
-    overrides: list[str]
+    scenario: LoadedScenario
     config_hash: str
     device: str = "cpu"
     cwd: str = field(default_factory=os.getcwd)
@@ -99,17 +99,18 @@ def limit_threads() -> int:
 
 def simulate(spec: RunSpec, out_dir: str | Path) -> dict[str, Any]:
     """Make one run, writing the simulator's files into `out_dir` (empty); return its rows for the sweep table."""
-    from ..sim.runner import run_scenario
+    from ..sim.simulate import run_scenario
 
     limit_threads()
     old = os.getcwd()
+    out_dir = Path(out_dir).resolve()
     if spec.cwd and os.path.isdir(spec.cwd):
-        os.chdir(spec.cwd)  # programs/ in the working folder are found as by the simulator's command line
+        os.chdir(spec.cwd)  # the program sees the sweep's working folder, as with the simulator's command line
     try:
-        scenario = ScenarioSource(spec.data, spec.base_dir, spec.name, spec.label).resolve(spec.overrides)
-        result = run_scenario(scenario, Path(out_dir), device=spec.device)
+        result = run_scenario(spec.scenario, out_dir, device=spec.device)
     finally:
         os.chdir(old)
+    scenario = spec.scenario.scenario
     return {
         "run": spec.run_id,
         "columns": list(result.columns),
@@ -209,7 +210,7 @@ def _context(figures: bool = True) -> Any:
 
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["fieldlearn.sweep._preload"] + (["fieldlearn.sweep._preload_figures"] if figures else []))
+        ctx.set_forkserver_preload(_PRELOAD + (_PRELOAD_FIGURES if figures else []))
         return ctx
     return mp.get_context("spawn")
 

@@ -16,8 +16,25 @@ from .helpers import GRID, log_lines, write_tiny
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 
 
+@pytest.fixture(scope="module")
+def ray_instance():
+    """One local Ray instance for this module's Ray sweeps (they use a running instance and leave it running)."""
+    if not HAVE_RAY:
+        yield None
+        return
+    import logging
+
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
 @pytest.mark.skipif(not HAVE_RAY, reason="Ray is not installed (pip install 'fieldlearn[ray]'); CI installs it")
-def test_local_and_ray_backends_give_identical_tables(tmp_path):
+def test_local_and_ray_backends_give_identical_tables(tmp_path, ray_instance):
     args = dict(seeds="0-1", grid={"links.radius": [1.5, 2.5]}, sets={"duration": {"rounds": 5}}, workers=2,
                 rounds_at="2,end", run_figures=False, progress=False)
     local = sweep(GRID, out=tmp_path / "local", **args)
@@ -101,3 +118,4 @@ def test_backend_arguments():
         assert make_backend(ray=True).address is None and make_backend(ray="local").address is None
         assert make_backend(ray="10.0.0.1:6379").address == "10.0.0.1:6379"
         assert isinstance(make_backend(ray="ray://head:10001"), RayBackend)
+
