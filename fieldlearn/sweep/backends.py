@@ -4,9 +4,11 @@ Both backends run the same function (`simulate`) on the same run description (`R
 plan resolved it), so a sweep gives the same table on either (the simulator is deterministic per seed). A local run
 commits its own folder into the store; a Ray task returns its files to the driver, which commits them (Ray workers
 may be on machines without the driver's disk). Both report each run as an `Outcome` as soon as it ends, in
-completion order."""
+completion order. Every run's process starts with the sweep's thread policy in its environment
+(`worker_environment`)."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -27,6 +29,7 @@ from .store import Store
 THREADS_ENV = "FIELDLEARN_SWEEP_THREADS"
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                 "VECLIB_MAXIMUM_THREADS")
+WAIT_POLICY = "OMP_WAIT_POLICY"
 RAY_INSTALL = "pip install 'fieldlearn[ray]'  (or: pip install 'ray>=2.9')"
 _PRELOAD = ["fieldlearn.sim.simulate", "fieldlearn.sweep.backends"]
 _PRELOAD_FIGURES = ["matplotlib.figure", "matplotlib.backends.backend_agg", "fieldlearn.sim.figures"]
@@ -74,14 +77,45 @@ def _plain(x: Any) -> Any:
     return x
 
 
-def limit_threads() -> int:
-    """One thread per run (the sweep's parallelism is across runs, as with Ray tasks), or $FIELDLEARN_SWEEP_THREADS."""
+def thread_count() -> int:
+    """Threads per run: one (a sweep's parallelism is across runs, as with Ray tasks), or $FIELDLEARN_SWEEP_THREADS."""
     try:
-        n = max(1, int(os.environ.get(THREADS_ENV, "1")))
+        return max(1, int(os.environ.get(THREADS_ENV, "1")))
     except ValueError:
-        n = 1
-    for var in _THREAD_VARS:
-        os.environ[var] = str(n)
+        return 1
+
+
+def worker_environment() -> dict[str, str]:
+    """The environment variables of every run's process: the thread limit of each numeric library, and OpenMP
+    threads that sleep instead of spinning while they wait (`OMP_WAIT_POLICY=PASSIVE`, unless already set): with
+    several runs per machine a spinning thread takes the core another run needs (a 1 ms step can take 4-78 ms)."""
+    n = str(thread_count())
+    env = {var: n for var in _THREAD_VARS}
+    env[WAIT_POLICY] = os.environ.get(WAIT_POLICY, "PASSIVE")
+    return env
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    """`env` set in this process while the block runs (processes started in it inherit it), then restored."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def limit_threads() -> int:
+    """Apply the thread policy in this (worker) process: its environment for libraries loaded from now on, and the
+    thread pools already loaded (numpy's BLAS, torch); returns the threads per run."""
+    env = worker_environment()
+    os.environ.update(env)
+    n = int(env[_THREAD_VARS[0]])
     try:
         from threadpoolctl import threadpool_limits
 
@@ -231,13 +265,15 @@ class LocalBackend:
         return f"{self.workers} local process{'es' if self.workers != 1 else ''}"
 
     def start(self, figures: bool = True) -> None:
-        """Start the fork server now (its imports then overlap with the sweep's own preparations)."""
+        """Start the fork server now (its imports then overlap with the sweep's own preparations); it and every
+        run's process have the worker environment (`worker_environment`) from their start."""
         if self._ctx is None:
             self._ctx = _context(figures)
             if self._ctx.get_start_method() == "forkserver":
                 from multiprocessing import forkserver
 
-                forkserver.ensure_running()
+                with _environment(worker_environment()):
+                    forkserver.ensure_running()
 
     def run(self, specs: Sequence[RunSpec], store: Store) -> Iterator[Outcome]:
         from multiprocessing.connection import wait
@@ -253,7 +289,8 @@ class LocalBackend:
                     spec.store_root = str(store.root.resolve())
                     recv, send = ctx.Pipe(duplex=True)  # the run also watches it to notice the sweep dying
                     proc = ctx.Process(target=_local_child, args=(spec, send), name=f"sweep-{spec.run_id}", daemon=True)
-                    proc.start()
+                    with _environment(worker_environment()):  # for spawn, where there is no fork server
+                        proc.start()
                     send.close()
                     running[spec.run_id] = {"proc": proc, "conn": recv, "msg": None, "start": None,
                                             "queued": time.monotonic()}
@@ -386,7 +423,7 @@ class RayBackend:
                 raise SweepError(f"{arg}: {what}: {type(exc).__name__}: {exc}") from None
             started_here = True
         limit = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        task = ray.remote(num_cpus=1, max_retries=0)(ray_task)
+        task = ray.remote(num_cpus=1, max_retries=0, runtime_env={"env_vars": worker_environment()})(ray_task)
         pending = deque(specs)
         inflight: dict[Any, tuple[RunSpec, float]] = {}
         try:

@@ -10,7 +10,7 @@ GRID = REPO / "scenarios" / "grid.yaml"
 
 PROGRAM = '''
 """Gradient, plus ways to misbehave chosen by params (for the sweep tests): in a run's first round it logs
-`TAG SEED`, sleeps, or kills its own process."""
+`TAG SEED` (and its thread environment), sleeps, or kills its own process."""
 import os
 import signal
 import sys
@@ -36,7 +36,8 @@ def _engine():
     raise RuntimeError("no engine among the callers")
 
 
-def program(tag: Any = "a", mode="ok", log=None, sleep=0.0, kill_tag=None, kill_seed=None, marker=None):
+def program(tag: Any = "a", mode="ok", log=None, sleep=0.0, kill_tag=None, kill_seed=None, marker=None,
+            environ=None):
     if mode == "fail":
         raise ValueError("this variant fails on purpose")
     engine = _engine()
@@ -45,6 +46,10 @@ def program(tag: Any = "a", mode="ok", log=None, sleep=0.0, kill_tag=None, kill_
         if log:
             with open(log, "a") as fh:
                 fh.write(f"{tag} {engine.seed}\\n")
+        if environ:  # as the process started (what a library reads when it loads), not as set since
+            start = dict(v.split("=", 1) for v in Path("/proc/self/environ").read_text().split("\\0") if "=" in v)
+            with open(environ, "a") as fh:
+                fh.write(f"{start.get('OMP_WAIT_POLICY')} {start.get('OMP_NUM_THREADS')}\\n")
         if sleep:
             time.sleep(sleep)
         if kill_tag == tag and kill_seed == engine.seed and Path(marker).exists():
