@@ -33,6 +33,7 @@ WAIT_POLICY = "OMP_WAIT_POLICY"
 RAY_INSTALL = "pip install 'fieldlearn[ray]'  (or: pip install 'ray>=2.9')"
 _PRELOAD = ["fieldlearn.sim.simulate", "fieldlearn.sweep.backends"]
 _PRELOAD_FIGURES = ["matplotlib.figure", "matplotlib.backends.backend_agg", "fieldlearn.sim.figures"]
+_PRELOAD_LEARNING = ["fieldlearn.learning", "fieldlearn.sim.learning"]  # torch: seconds per run otherwise
 
 
 @dataclass
@@ -236,15 +237,17 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _context(figures: bool = True) -> Any:
+def _context(figures: bool = True, learning: bool = False) -> Any:
     """A fork server that has imported the simulator once (each run then starts in milliseconds, in a fresh
     process without the parent's threads, CUDA context or memory); spawn where there is no fork server.
-    `figures`: also preload matplotlib (when the runs draw figures)."""
+    `figures`: also preload matplotlib (when the runs draw figures); `learning`: also torch and the learning
+    package (when the runs' programs learn)."""
     import multiprocessing as mp
 
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(_PRELOAD + (_PRELOAD_FIGURES if figures else []))
+        ctx.set_forkserver_preload(_PRELOAD + (_PRELOAD_FIGURES if figures else [])
+                                   + (_PRELOAD_LEARNING if learning else []))
         return ctx
     return mp.get_context("spawn")
 
@@ -258,17 +261,17 @@ class LocalBackend:
     def __init__(self, workers: int | None = None, timeout: float | None = None):
         self.workers = workers or default_workers()
         self.timeout = timeout
-        self.figures = True
         self._ctx: Any = None
 
     def describe(self) -> str:
         return f"{self.workers} local process{'es' if self.workers != 1 else ''}"
 
-    def start(self, figures: bool = True) -> None:
-        """Start the fork server now (its imports then overlap with the sweep's own preparations); it and every
-        run's process have the worker environment (`worker_environment`) from their start."""
+    def start(self, figures: bool = True, learning: bool = False) -> None:
+        """Start the fork server now (its imports then overlap with the sweep's own preparations), preloading what
+        the runs need (see `_context`); it and every run's process have the worker environment
+        (`worker_environment`) from their start. A later call changes nothing (the fork server is started once)."""
         if self._ctx is None:
-            self._ctx = _context(figures)
+            self._ctx = _context(figures, learning)
             if self._ctx.get_start_method() == "forkserver":
                 from multiprocessing import forkserver
 
@@ -278,7 +281,7 @@ class LocalBackend:
     def run(self, specs: Sequence[RunSpec], store: Store) -> Iterator[Outcome]:
         from multiprocessing.connection import wait
 
-        self.start(self.figures)
+        self.start()
         ctx = self._ctx
         pending = deque(specs)
         running: dict[str, dict[str, Any]] = {}

@@ -91,8 +91,6 @@ def run_plan(plan: Plan, backend: Any, out: str | Path | None, *, rounds_at: Any
     rounds = parse_rounds(rounds_at, plan)
     check_metric(metric, plan)
     say = log or (lambda s: None)
-    if isinstance(backend, LocalBackend):
-        backend.figures = plan.figures
     if out is None:
         with tempfile.TemporaryDirectory(prefix="fieldlearn-sweep-") as tmp:
             store = Store(tmp)
@@ -186,7 +184,7 @@ def _make(plan: Plan, backend: Any, store: Store, todo: list[Any], done: int, st
     if not todo:
         return
     if isinstance(backend, LocalBackend):
-        backend.start(plan.figures)  # the fork server imports while the parent prepares
+        backend.start(plan.figures, plan.learning)  # the fork server imports while the parent prepares
     specs = [RunSpec(r.id, plan.scenario(r), plan.hashes[r.id], plan.device) for r in todo]
     bar = _bar(len(plan.runs), done, plan.source.name, progress)
     try:

@@ -344,6 +344,7 @@ class Plan:
     columns: dict[int, list[str]] = field(default_factory=dict)  # per variant: the metric columns one can predict
     metric_prefixes: dict[int, list[str]] = field(default_factory=dict)  # metrics that may expand to `name.key`
     figures: bool = False  # whether some run draws its own figures
+    learning: bool = False  # whether some run's program learns (needs the learning resource)
 
     @property
     def keys(self) -> list[str]:
@@ -423,6 +424,7 @@ def make_plan(
             digests[v.index] = program_digest(loaded)
             plan.rounds[v.index] = sc.end_time / sc.period
             plan.figures = plan.figures or bool(sc.exports.figures.timeseries or sc.exports.figures.snapshots)
+            plan.learning = plan.learning or "learning" in loaded.resources
             cols, prefixes = _predict_columns(sc)
             plan.columns[v.index] = cols
             plan.metric_prefixes[v.index] = prefixes

@@ -10,7 +10,7 @@ import pytest
 from fieldlearn.sweep import make_backend, run_plan, sweep
 from fieldlearn.sweep.grid import SweepError, make_plan
 
-from .helpers import log_lines, write_tiny
+from .helpers import GRID, log_lines, write_tiny
 
 
 def test_the_runs_use_the_scenario_as_the_plan_resolved_it(tmp_path):
@@ -25,12 +25,12 @@ def test_the_runs_use_the_scenario_as_the_plan_resolved_it(tmp_path):
 
 def test_the_device_travels_in_the_plan_and_its_hashes():
     grid = dict(seeds="0", sets=["duration.rounds=3"])
-    cpu, cuda = make_plan("grid", device="cpu", **grid), make_plan("grid", device="cuda:1", **grid)
+    cpu, cuda = make_plan(GRID, device="cpu", **grid), make_plan(GRID, device="cuda:1", **grid)
     assert (cpu.device, cuda.device) == ("cpu", "cuda:1")
     assert cpu.hashes.keys() == cuda.hashes.keys() and not set(cpu.hashes.values()) & set(cuda.hashes.values())
     for bad in ("tpu", "cuda:x", "", 3):
         with pytest.raises(SweepError, match="--device"):
-            make_plan("grid", device=bad, **grid)
+            make_plan(GRID, device=bad, **grid)
 
 
 def test_another_scenarios_sweep_is_refused_naming_the_folder_and_both(tmp_path):

@@ -167,3 +167,10 @@ def test_missing_scenario_file(tmp_path):
     bad.write_text("a: [1,\n")
     with pytest.raises(SweepError, match="not valid YAML"):
         make_plan(bad)
+
+
+def test_plan_knows_whether_the_runs_learn_or_draw(tmp_path):
+    grid = make_plan(GRID, "0", sets=["duration.rounds=2"])
+    assert (grid.learning, grid.figures) == (False, True)
+    learns = make_plan(GRID.parent / "c2fl.yaml", "0", sets=["duration.rounds=2"], run_figures=False)
+    assert (learns.learning, learns.figures) == (True, False)
