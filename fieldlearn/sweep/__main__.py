@@ -1,18 +1,19 @@
 """`python -m fieldlearn.sweep SCENARIO.yaml --seeds 0-9 --grid program.params.method=c2fl,cl,fl,local
 [--grid other.key=a,b] [--set key=value ...] [--workers K] [--ray [ADDRESS]] [--out DIR] [--rounds-at 30,60,end]
-[--metric NAME]`: run every variant x seed of a scenario, write results.csv (tidy: one row per run and round),
-summary.csv (mean and std per variant at the chosen rounds), runs.csv (each run: status, wall seconds, error) and
-comparison.png.
+[--metric NAME] [--replace]`: run every variant x seed of a scenario, write results.csv (tidy: one row per run
+and round), summary.csv (mean and std per variant at the chosen rounds), runs.csv (each run: status, wall seconds,
+error) and comparison.png.
 
 Exit codes: 0 every run complete; 1 some run failed (listed in failures.csv, the others complete); 2 bad input
-(one paragraph naming the argument, no traceback); 130 interrupted (start the same command again to resume).
+(one paragraph naming the argument, no traceback; also --out holding the sweep of another scenario, without
+--replace); 130 interrupted (start the same command again to resume).
 """
 from __future__ import annotations
 
 import argparse
 import sys
+
 from ..sim.__main__ import _fail
-from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-run-figures", action="store_true",
                    help="skip each run's own figures (timeseries, snapshots): faster for many short runs")
     p.add_argument("--fresh", action="store_true", help="rerun runs that are already complete in --out")
+    p.add_argument("--replace", action="store_true",
+                   help="replace the sweep of another scenario in --out (refused without it); the old results stay "
+                        "until the new sweep is complete")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     return p
 
@@ -51,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit code."""
     args = build_parser().parse_args(argv)
     from ..sim.errors import ScenarioError
-    from . import NO_RUN_FIGURES, check_device, default_out, run_plan
     from .backends import make_backend
+    from .driver import default_out, run_plan
     from .grid import SweepError, make_plan
     from .report import summary_text
 
@@ -61,12 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     log = (lambda s: None) if quiet else (lambda s: print(s, file=sys.stderr))
     try:
         backend = make_backend(args.ray, args.workers, args.timeout)
-        check_device(args.device)
-        plan = make_plan(args.scenario, args.seeds, args.grid, args.sets, args.device,
-                         [] if not args.no_run_figures else NO_RUN_FIGURES)
+        plan = make_plan(args.scenario, args.seeds, args.grid, args.sets, args.device, not args.no_run_figures)
         out = str(out or default_out(plan))
-        table = run_plan(plan, backend, out, rounds_at=args.rounds_at, metric=args.metric, device=args.device,
-                         fresh=args.fresh, progress=not quiet, log=log)
+        table = run_plan(plan, backend, out, rounds_at=args.rounds_at, metric=args.metric, fresh=args.fresh,
+                         replace=args.replace, progress=not quiet, log=log)
     except (SweepError, ScenarioError) as exc:
         return _fail(2, str(exc))
     except KeyboardInterrupt:
@@ -77,11 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     failures = table.failures
     if not quiet:
         plan = table.plan
-        assert plan is not None
         print(f"{plan.source.name}: {len(plan.runs)} runs: {table.ran} made in {table.wall_seconds:.1f} s"
               + (f", {table.reused} already complete" if table.reused else "")
               + (f", {len(failures)} failed" if failures else ""))
-        if table.metric is not None and table.summary is not None:
+        if table.metric is not None:
             print(f"{table.metric} (mean ± std over seeds):")
             print(summary_text(plan, table.summary, table.metric, table.rounds_at))
         if failures:

@@ -1,12 +1,14 @@
 """Where runs execute: a pool of local processes (default; one fresh process per run) or Ray tasks.
 
-Both backends run the same function (`simulate`) on the same run description (`RunSpec`), so a sweep gives the same
-table on either (the simulator is deterministic per seed). A local run commits its own folder into the store; a Ray
-task returns its files to the driver, which commits them (Ray workers may be on machines without the driver's disk).
-Both report each run as an `Outcome` as soon as it ends, in completion order.
-"""
+Both backends run the same function (`simulate`) on the same run description (`RunSpec`: the run's scenario as the
+plan resolved it), so a sweep gives the same table on either (the simulator is deterministic per seed). A local run
+commits its own folder into the store; a Ray task returns its files to the driver, which commits them (Ray workers
+may be on machines without the driver's disk). Both report each run as an `Outcome` as soon as it ends, in
+completion order. Every run's process starts with the sweep's thread policy in its environment
+(`worker_environment`)."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -20,25 +22,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .grid import ScenarioSource, SweepError
+from ..sim.loader import LoadedScenario
+from .grid import SweepError
 from .store import Store
 
 THREADS_ENV = "FIELDLEARN_SWEEP_THREADS"
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                 "VECLIB_MAXIMUM_THREADS")
+WAIT_POLICY = "OMP_WAIT_POLICY"
 RAY_INSTALL = "pip install 'fieldlearn[ray]'  (or: pip install 'ray>=2.9')"
+_PRELOAD = ["fieldlearn.sim.simulate", "fieldlearn.sweep.backends"]
+_PRELOAD_FIGURES = ["matplotlib.figure", "matplotlib.backends.backend_agg", "fieldlearn.sim.figures"]
+_PRELOAD_LEARNING = ["fieldlearn.learning", "fieldlearn.sim.learning"]  # torch: seconds per run otherwise
 
 
 @dataclass
 class RunSpec:
-    """Everything a worker needs to make one run (picklable, small): the raw scenario and the overrides to apply."""
+    """Everything a worker needs to make one run (picklable): the run's resolved scenario (the plan's, with the
+    run's seed; the program is imported again in the worker), its configuration hash and device."""
 
     run_id: str
-    data: dict[str, Any]
-    base_dir: str
-    name: str
-    label: str
-    overrides: list[str]
+    scenario: LoadedScenario
     config_hash: str
     device: str = "cpu"
     cwd: str = field(default_factory=os.getcwd)
@@ -74,14 +78,45 @@ def _plain(x: Any) -> Any:
     return x
 
 
-def limit_threads() -> int:
-    """One thread per run (the sweep's parallelism is across runs, as with Ray tasks), or $FIELDLEARN_SWEEP_THREADS."""
+def thread_count() -> int:
+    """Threads per run: one (a sweep's parallelism is across runs, as with Ray tasks), or $FIELDLEARN_SWEEP_THREADS."""
     try:
-        n = max(1, int(os.environ.get(THREADS_ENV, "1")))
+        return max(1, int(os.environ.get(THREADS_ENV, "1")))
     except ValueError:
-        n = 1
-    for var in _THREAD_VARS:
-        os.environ[var] = str(n)
+        return 1
+
+
+def worker_environment() -> dict[str, str]:
+    """The environment variables of every run's process: the thread limit of each numeric library, and OpenMP
+    threads that sleep instead of spinning while they wait (`OMP_WAIT_POLICY=PASSIVE`, unless already set): with
+    several runs per machine a spinning thread takes the core another run needs (a 1 ms step can take 4-78 ms)."""
+    n = str(thread_count())
+    env = {var: n for var in _THREAD_VARS}
+    env[WAIT_POLICY] = os.environ.get(WAIT_POLICY, "PASSIVE")
+    return env
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    """`env` set in this process while the block runs (processes started in it inherit it), then restored."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def limit_threads() -> int:
+    """Apply the thread policy in this (worker) process: its environment for libraries loaded from now on, and the
+    thread pools already loaded (numpy's BLAS, torch); returns the threads per run."""
+    env = worker_environment()
+    os.environ.update(env)
+    n = int(env[_THREAD_VARS[0]])
     try:
         from threadpoolctl import threadpool_limits
 
@@ -99,17 +134,18 @@ def limit_threads() -> int:
 
 def simulate(spec: RunSpec, out_dir: str | Path) -> dict[str, Any]:
     """Make one run, writing the simulator's files into `out_dir` (empty); return its rows for the sweep table."""
-    from ..sim.runner import run_scenario
+    from ..sim.simulate import run_scenario
 
     limit_threads()
     old = os.getcwd()
+    out_dir = Path(out_dir).resolve()
     if spec.cwd and os.path.isdir(spec.cwd):
-        os.chdir(spec.cwd)  # programs/ in the working folder are found as by the simulator's command line
+        os.chdir(spec.cwd)  # the program sees the sweep's working folder, as with the simulator's command line
     try:
-        scenario = ScenarioSource(spec.data, spec.base_dir, spec.name, spec.label).resolve(spec.overrides)
-        result = run_scenario(scenario, Path(out_dir), device=spec.device)
+        result = run_scenario(spec.scenario, out_dir, device=spec.device)
     finally:
         os.chdir(old)
+    scenario = spec.scenario.scenario
     return {
         "run": spec.run_id,
         "columns": list(result.columns),
@@ -201,15 +237,17 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _context(figures: bool = True) -> Any:
+def _context(figures: bool = True, learning: bool = False) -> Any:
     """A fork server that has imported the simulator once (each run then starts in milliseconds, in a fresh
     process without the parent's threads, CUDA context or memory); spawn where there is no fork server.
-    `figures`: also preload matplotlib (when the runs draw figures)."""
+    `figures`: also preload matplotlib (when the runs draw figures); `learning`: also torch and the learning
+    package (when the runs' programs learn)."""
     import multiprocessing as mp
 
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["fieldlearn.sweep._preload"] + (["fieldlearn.sweep._preload_figures"] if figures else []))
+        ctx.set_forkserver_preload(_PRELOAD + (_PRELOAD_FIGURES if figures else [])
+                                   + (_PRELOAD_LEARNING if learning else []))
         return ctx
     return mp.get_context("spawn")
 
@@ -223,25 +261,27 @@ class LocalBackend:
     def __init__(self, workers: int | None = None, timeout: float | None = None):
         self.workers = workers or default_workers()
         self.timeout = timeout
-        self.figures = True
         self._ctx: Any = None
 
     def describe(self) -> str:
         return f"{self.workers} local process{'es' if self.workers != 1 else ''}"
 
-    def start(self, figures: bool = True) -> None:
-        """Start the fork server now (its imports then overlap with the sweep's own preparations)."""
+    def start(self, figures: bool = True, learning: bool = False) -> None:
+        """Start the fork server now (its imports then overlap with the sweep's own preparations), preloading what
+        the runs need (see `_context`); it and every run's process have the worker environment
+        (`worker_environment`) from their start. A later call changes nothing (the fork server is started once)."""
         if self._ctx is None:
-            self._ctx = _context(figures)
+            self._ctx = _context(figures, learning)
             if self._ctx.get_start_method() == "forkserver":
                 from multiprocessing import forkserver
 
-                forkserver.ensure_running()
+                with _environment(worker_environment()):
+                    forkserver.ensure_running()
 
     def run(self, specs: Sequence[RunSpec], store: Store) -> Iterator[Outcome]:
         from multiprocessing.connection import wait
 
-        self.start(self.figures)
+        self.start()
         ctx = self._ctx
         pending = deque(specs)
         running: dict[str, dict[str, Any]] = {}
@@ -252,7 +292,8 @@ class LocalBackend:
                     spec.store_root = str(store.root.resolve())
                     recv, send = ctx.Pipe(duplex=True)  # the run also watches it to notice the sweep dying
                     proc = ctx.Process(target=_local_child, args=(spec, send), name=f"sweep-{spec.run_id}", daemon=True)
-                    proc.start()
+                    with _environment(worker_environment()):  # for spawn, where there is no fork server
+                        proc.start()
                     send.close()
                     running[spec.run_id] = {"proc": proc, "conn": recv, "msg": None, "start": None,
                                             "queued": time.monotonic()}
@@ -385,7 +426,7 @@ class RayBackend:
                 raise SweepError(f"{arg}: {what}: {type(exc).__name__}: {exc}") from None
             started_here = True
         limit = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        task = ray.remote(num_cpus=1, max_retries=0)(ray_task)
+        task = ray.remote(num_cpus=1, max_retries=0, runtime_env={"env_vars": worker_environment()})(ray_task)
         pending = deque(specs)
         inflight: dict[Any, tuple[RunSpec, float]] = {}
         try:

@@ -1,5 +1,6 @@
 """The sweep's plan: seeds and grid arguments parsed, the cartesian product of variants x seeds expanded into runs
-with stable ids, and every run's scenario resolved (validated) up front so that bad input fails before any run."""
+with stable ids, and every variant's scenario resolved (validated) once, up front, so that bad input fails before
+any run and the workers run what the plan resolved."""
 from __future__ import annotations
 
 import copy
@@ -14,9 +15,12 @@ from typing import Any, Iterable, Mapping, Sequence
 import yaml
 
 from ..sim.errors import ScenarioError
+from ..sim.loader import LoadedScenario, read_scenario_file, resolve_scenario
 from ..sim.overrides import apply_overrides, parse_key
+from ..sim.shipped import scenario_path
+from ..sim.yaml_reader import YamlLimitError, read_yaml
 
-FORMAT = 1  # bump when the stored run layout or the meaning of a config hash changes
+FORMAT = 2  # bump when the stored run layout or the meaning of a config hash changes
 MAX_SEED = 2**63 - 1
 MAX_RUNS = 100_000
 
@@ -96,7 +100,9 @@ def parse_grid_arg(text: str) -> tuple[str, list[Any]]:
     if not raw.strip():
         raise SweepError(f"{arg}: no values after '='")
     try:
-        values = yaml.safe_load("[" + raw + "]")
+        values = read_yaml("[" + raw + "]")
+    except YamlLimitError as exc:
+        raise SweepError(f"{arg}: {exc}") from None
     except yaml.YAMLError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SweepError(f"{arg}: the values are not a comma-separated list of YAML values ({first})") from None
@@ -255,66 +261,50 @@ def expand(seeds: Sequence[int], grid: Sequence[tuple[str, list[Any]]]) -> list[
 
 
 # ------------------------------------------------------------------------------------------------- resolution
-@dataclass
+@dataclass(frozen=True)
 class ScenarioSource:
-    """The raw scenario a sweep varies: its YAML mapping (read once), the folder its relative paths start from,
-    its name, and a label for messages (the file path)."""
+    """The raw scenario a sweep varies: its YAML mapping (read once, with the simulator's strict reader), the folder
+    its relative paths start from, its name, a label for messages (as given) and its file (None for a mapping)."""
 
     data: dict[str, Any]
-    base_dir: str
+    base_dir: Path
     name: str
     label: str
+    file: Path | None = None
 
     @classmethod
     def load(cls, scenario: str | Path | Mapping[str, Any]) -> "ScenarioSource":
         if isinstance(scenario, Mapping):
             data = copy.deepcopy(dict(scenario))
-            return cls(data, str(Path.cwd()), str(data.get("name") or "scenario"), "scenario")
-        p = Path(scenario)
-        if not p.is_file():
-            raise SweepError(f"{scenario}: no such scenario file" if not p.exists() else f"{scenario}: not a file")
+            name = data.get("name")
+            return cls(data, Path.cwd(), name if isinstance(name, str) and _SAFE_NAME.fullmatch(name) else "scenario",
+                       "scenario")
+        label = str(scenario)
         try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SweepError(f"{scenario}: cannot read it ({exc})") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-            raise SweepError(f"{scenario}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
-        if not isinstance(data, dict):
-            raise SweepError(f"{scenario}: a scenario must be a mapping of keys to values")
-        name = re.sub(r"[^\w.-]", "_", p.stem) or "scenario"
-        if isinstance(data.get("name"), str) and re.fullmatch(r"[\w.-]+", data["name"]):
-            name = data["name"]
-        return cls(data, str(p.resolve().parent), name, str(scenario))
+            data, base_dir, stem = read_scenario_file(scenario)
+        except ScenarioError as exc:
+            msg = str(exc)
+            raise SweepError(msg if msg.startswith(f"{label}:") else f"{label}: {msg}") from None
+        name = data.get("name")
+        file = (base_dir / scenario_path(label).name).resolve()
+        return cls(data, base_dir, name if isinstance(name, str) and _SAFE_NAME.fullmatch(name) else stem, label, file)
 
-    def resolve(self, overrides: Sequence[str]) -> Any:
-        """The validated Scenario with `overrides` applied (ScenarioError naming the YAML path on a mistake)."""
-        from ..sim.scenario import parse_scenario
-
+    def resolve(self, overrides: Sequence[str]) -> LoadedScenario:
+        """The scenario with `overrides` applied, resolved (ScenarioError naming the YAML path on a mistake)."""
         data = apply_overrides(copy.deepcopy(self.data), list(overrides))
-        return parse_scenario(data, base_dir=self.base_dir, name=self.name)
+        return resolve_scenario(data, self.base_dir, name=self.name, source=self.label)
 
 
-def program_digest(scenario: Any) -> str:
+_SAFE_NAME = re.compile(r"[\w.-]{1,100}")
+
+
+def program_digest(loaded: LoadedScenario) -> str:
     """A hash of the program's source file (so that editing the program invalidates stored results)."""
-    loc = getattr(scenario, "_program_location", None)
-    path = None
-    if loc is not None and loc.file is not None:
-        path = Path(loc.file)
-    elif loc is not None and loc.module is not None:
-        import importlib.util
-
-        try:
-            spec = importlib.util.find_spec(loc.module)
-        except (ImportError, ValueError):
-            spec = None
-        if spec is not None and spec.origin and Path(spec.origin).is_file():
-            path = Path(spec.origin)
+    path = loaded.program_ref.source_file()
     if path is None:
         return "-"
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except OSError:
         return "-"
 
@@ -328,22 +318,33 @@ def config_hash(scenario_yaml: str, program: str, device: str) -> str:
     return h.hexdigest()
 
 
+def check_device(device: str) -> str:
+    """`cpu`, `cuda` or `cuda:N` (where the runs' rounds go), else SweepError."""
+    if not isinstance(device, str) or not (device in ("cpu", "cuda") or re.fullmatch(r"cuda:\d+", device)):
+        raise SweepError(f"--device {device}: expected cpu or cuda (or cuda:N)")
+    return device
+
+
 @dataclass
 class Plan:
-    """Everything a sweep will do, resolved and validated: runs (in expansion order) with their overrides, config
-    hashes and schedule facts (period, rounds) used to check `rounds_at`."""
+    """Everything a sweep will do, resolved and validated: runs (in expansion order), each variant's resolved
+    scenario (resolved once, here; a run is its variant's scenario with the run's seed), the device, every run's
+    overrides and configuration hash, and the schedule facts (period, rounds) used to check `rounds_at`."""
 
     source: ScenarioSource
     seeds: list[int]
     grid: list[tuple[str, list[Any]]]
     sets: list[str]
     runs: list[Run]
-    overrides: dict[str, list[str]] = field(default_factory=dict)
+    device: str = "cpu"
+    loaded: dict[int, LoadedScenario] = field(default_factory=dict)  # per variant
+    overrides: dict[str, list[str]] = field(default_factory=dict)  # per run, as `--set` would take them
     hashes: dict[str, str] = field(default_factory=dict)
     rounds: dict[int, float] = field(default_factory=dict)  # per variant: duration in rounds (end_time / period)
     columns: dict[int, list[str]] = field(default_factory=dict)  # per variant: the metric columns one can predict
     metric_prefixes: dict[int, list[str]] = field(default_factory=dict)  # metrics that may expand to `name.key`
     figures: bool = False  # whether some run draws its own figures
+    learning: bool = False  # whether some run's program learns (needs the learning resource)
 
     @property
     def keys(self) -> list[str]:
@@ -356,6 +357,13 @@ class Plan:
             seen.setdefault(r.variant.index, r.variant)
         return list(seen.values())
 
+    def scenario(self, run: Run) -> LoadedScenario:
+        """The resolved scenario of one run: its variant's, with the run's seed."""
+        return self.loaded[run.variant.index].with_seed(run.seed)
+
+
+NO_RUN_FIGURES = ["exports.figures.timeseries=false", "exports.figures.snapshots=[]"]
+
 
 def make_plan(
     scenario: str | Path | Mapping[str, Any],
@@ -363,12 +371,11 @@ def make_plan(
     grid: Any = None,
     sets: Any = None,
     device: str = "cpu",
-    extra: Sequence[str] = (),
+    run_figures: bool = True,
 ) -> Plan:
-    """Parse and check every argument, expand the runs and resolve each run's scenario; SweepError on bad input.
-
-    `extra` overrides come after `sets` and before the grid (used for sweep-wide switches such as no run figures).
-    """
+    """Parse and check every argument, expand the runs and resolve each variant's scenario once; SweepError on bad
+    input. `run_figures=False` turns each run's own figures off (after `sets`, before the grid)."""
+    check_device(device)
     source = ScenarioSource.load(scenario)
     sets_l = normalise_sets(sets)
     grid_l = normalise_grid(grid)
@@ -376,18 +383,26 @@ def make_plan(
         clash = [s for s in sets_l if s.split("=", 1)[0].strip() == key]
         if clash:
             raise SweepError(f"--grid {key}: the key is also fixed by --set {clash[0]}; drop one of them")
-    fixed = sets_l + list(extra)
+    fixed = sets_l + ([] if run_figures else NO_RUN_FIGURES)
+    resolved: dict[tuple[str, ...], LoadedScenario] = {}
+
+    def resolve(extra: list[str]) -> LoadedScenario:
+        key = tuple(extra)
+        if key not in resolved:
+            resolved[key] = source.resolve(fixed + extra)
+        return resolved[key]
+
     try:
-        base = source.resolve(fixed)
+        base = resolve([])
     except ScenarioError as exc:
         raise SweepError(f"{source.label}: {exc}") from None
-    seed_list = [base.seed] if seeds is None else parse_seeds(seeds)
+    seed_list = [base.scenario.seed] if seeds is None else parse_seeds(seeds)
     # each grid value alone first, so that a mistake names its --grid argument and value
     for key, vals in grid_l:
         for v in vals:
             ov = f"{key}={_yaml_text(v, f'--grid {key}')}"
             try:
-                source.resolve(fixed + [ov])
+                resolve([ov])
             except ScenarioError as exc:
                 msg = str(exc)
                 if msg.startswith(f"--set {ov}: "):
@@ -395,24 +410,26 @@ def make_plan(
                 raise SweepError(f"--grid {key}={','.join(value_text(x) for x in vals)}: the value {value_text(v)!r}: "
                                  f"{source.label}: {msg}") from None
     runs = expand(seed_list, grid_l)
-    plan = Plan(source, seed_list, grid_l, sets_l, runs)
-    resolved: dict[int, Any] = {}
+    plan = Plan(source, seed_list, grid_l, sets_l, runs, device)
+    digests: dict[int, str] = {}
     for run in runs:
         v = run.variant
-        if v.index not in resolved:
+        if v.index not in plan.loaded:
             try:
-                sc = source.resolve(fixed + v.overrides)
+                loaded = resolve(v.overrides)
             except ScenarioError as exc:
                 raise SweepError(f"the variant {v.label()}: {source.label}: {exc}") from None
-            resolved[v.index] = (sc, program_digest(sc))
+            sc = loaded.scenario
+            plan.loaded[v.index] = loaded
+            digests[v.index] = program_digest(loaded)
             plan.rounds[v.index] = sc.end_time / sc.period
             plan.figures = plan.figures or bool(sc.exports.figures.timeseries or sc.exports.figures.snapshots)
+            plan.learning = plan.learning or "learning" in loaded.resources
             cols, prefixes = _predict_columns(sc)
             plan.columns[v.index] = cols
             plan.metric_prefixes[v.index] = prefixes
-        sc, prog = resolved[v.index]
         plan.overrides[run.id] = fixed + v.overrides + [f"seed={run.seed}"]
-        plan.hashes[run.id] = config_hash(sc.model_copy(update={"seed": run.seed}).to_yaml(), prog, device)
+        plan.hashes[run.id] = config_hash(plan.scenario(run).to_yaml(), digests[v.index], device)
     return plan
 
 

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from .grid import Plan, Run, Variant, short_names, value_text
+from .grid import Plan, Run, short_names, value_text
 
 RUN_COLUMNS = ("run", "seed", "time", "round")
 
@@ -55,23 +55,11 @@ def _parse_cell(text: str) -> Any:
 
 class Table:
     """Rows (dicts) with a fixed column order; `to_csv()` writes it, `column(name)` reads one column, `where(k=v)`
-    filters. Sweeps return one with extra attributes: `summary` (a Table), `failures` (list of dicts), `out`
-    (the result folder, or None), `files` (name -> path of the files written), `metric` and `rounds_at` (what the
-    figure and summary show), `ran` and `reused` (runs made now / found complete) and `wall_seconds`."""
+    filters. A sweep returns a `SweepTable`: its tidy table with the other tables and what the sweep did."""
 
     def __init__(self, columns: Sequence[str], rows: Iterable[Mapping[str, Any]] = ()):
         self.columns = list(columns)
         self.rows: list[dict[str, Any]] = [dict(r) for r in rows]
-        self.summary: Table | None = None
-        self.failures: list[dict[str, Any]] = []
-        self.out: Path | None = None
-        self.files: dict[str, Path] = {}
-        self.metric: str | None = None
-        self.rounds_at: list[Any] = []
-        self.plan: Plan | None = None
-        self.ran = 0  # runs made by this call
-        self.reused = 0  # runs already complete in the result folder
-        self.wall_seconds = 0.0
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -123,6 +111,41 @@ class Table:
         reader = csv.reader(io.StringIO(text))
         header = next(reader, [])
         return cls(header, [dict(zip(header, (_parse_cell(c) for c in row))) for row in reader])
+
+
+class SweepTable(Table):
+    """What a sweep returns: its tidy table (one row per run and recorded round), with `summary` (mean and spread
+    per variant at `rounds_at`), `runs` (one row per run: status, wall seconds, error), `failures` (one dict per
+    failed run), `out` (the result folder, None for a temporary one) and `files` (name -> path of the files
+    written there); `metric` (of the figure and printed summary), `plan`, `ran` and `reused` (runs made by this
+    call / found complete) and `wall_seconds` (of the runs made)."""
+
+    def __init__(self, table: Table, *, summary: Table, runs: Table, failures: list[dict[str, Any]],
+                 out: Path | None, file_names: Sequence[str], metric: str | None, rounds_at: list[Any], plan: Plan,
+                 ran: int, reused: int, wall_seconds: float):
+        super().__init__(table.columns, table.rows)
+        self.summary = summary
+        self.runs = runs
+        self.failures = failures
+        self.out = out
+        self.file_names = list(file_names)
+        self.metric = metric
+        self.rounds_at = rounds_at
+        self.plan = plan
+        self.ran = ran
+        self.reused = reused
+        self.wall_seconds = wall_seconds
+
+    @property
+    def files(self) -> dict[str, Path]:
+        """Each file the sweep wrote into `out` (none for a temporary folder, removed afterwards)."""
+        return {} if self.out is None else {name: self.out / name for name in self.file_names}
+
+    def moved_to(self, out: Path | None) -> "SweepTable":
+        """The same result, its files now in `out` (a replacement swapped into place, or a removed folder)."""
+        return SweepTable(self, summary=self.summary, runs=self.runs, failures=self.failures, out=out,
+                          file_names=self.file_names, metric=self.metric, rounds_at=self.rounds_at, plan=self.plan,
+                          ran=self.ran, reused=self.reused, wall_seconds=self.wall_seconds)
 
 
 # ------------------------------------------------------------------------------------------------- tidy table
@@ -342,9 +365,3 @@ def summary_text(plan: Plan, summary: Table, metric: str, rounds_at: Sequence[fl
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines)
 
-
-def variant_of(plan: Plan, run_id: str) -> Variant | None:
-    for r in plan.runs:
-        if r.id == run_id:
-            return r.variant
-    return None

@@ -6,11 +6,15 @@
                             done.json (config hash)
       runs/.partial-ID-*    a run being written (or left by a killed one): never read, removed on the next start
       errors/ID.txt         the error of a run that failed last time (removed when it succeeds)
+    .OUT.replace/           beside OUT: a sweep of another scenario replacing OUT's (asked for with --replace), made
+                            whole here first and then swapped into place, so that OUT holds one complete sweep
 
 A run's files are written into a `.partial-` folder, flushed to disk, `done.json` (with the hash of the run's
 resolved configuration) written last, and the folder renamed to `runs/ID` in one step. A run counts as complete
 only when `runs/ID/done.json` names the same configuration hash as the run about to be made, so a changed scenario,
-program or override reruns it, and a half-written run is never mistaken for a complete one.
+program or override reruns it, and a half-written run is never mistaken for a complete one. A replacement takes
+OUT's place only once its manifest says it is complete: OUT is renamed aside, the replacement renamed to OUT (a
+sweep killed between the two renames is finished by the next one), and the old folder removed.
 """
 from __future__ import annotations
 
@@ -23,8 +27,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .grid import FORMAT, SweepError
+from .manifest import MARKER, is_complete, read_manifest
 
-MARKER = "sweep.json"
 RESULT = "result.json"
 DONE = "done.json"
 TIMING = "timing.json"
@@ -90,6 +94,45 @@ class Store:
                 "(a sweep only resumes in a folder it created)"
             )
         self.runs.mkdir(parents=True, exist_ok=True)
+
+    # -- replacing the folder's sweep by another ----------------------------------------------------------
+    def replacement(self) -> "Store":
+        """The folder beside this one where a sweep of another scenario is made before it replaces this one."""
+        here = self.root.resolve()
+        return Store(here.parent / f".{here.name}.replace")
+
+    def replace_with(self, staging: "Store") -> None:
+        """Swap a complete replacement into this folder's place, then remove the old folder (hold both locks)."""
+        here = self.root.resolve()
+        old = here.parent / f".{here.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+        os.rename(here, old)
+        os.rename(staging.root, here)  # a kill between the renames: `recover` finishes the swap
+        _fsync_dir(here.parent)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def recover(self, arg: str = "--out") -> bool:
+        """Finish a replacement interrupted between its two renames (this folder gone, the replacement complete)
+        and remove old folders a replacement left; True when a replacement was moved into place."""
+        staging = self.replacement()
+        moved = False
+        if not self.root.exists() and staging.root.is_dir():
+            with contextlib.ExitStack() as held:
+                try:
+                    held.enter_context(staging.lock(arg))
+                except SweepError:
+                    raise SweepError(f"{arg} {self.root}: another sweep is running in this folder (it is replacing "
+                                     "the folder's sweep); wait for it or choose another folder") from None
+                if not self.root.exists() and is_complete(read_manifest(staging.root)):
+                    os.rename(staging.root, self.root)
+                    _fsync_dir(self.root.parent)
+                    moved = True
+        if self.root.is_dir():
+            here = self.root.resolve()
+            prefix = f".{here.name}.old-"
+            for old in here.parent.iterdir():
+                if old.name.startswith(prefix):
+                    shutil.rmtree(old, ignore_errors=True)
+        return moved
 
     @contextlib.contextmanager
     def lock(self, arg: str = "--out") -> Iterator[None]:

@@ -9,31 +9,51 @@ REPO = Path(__file__).resolve().parents[2]
 GRID = REPO / "scenarios" / "grid.yaml"
 
 PROGRAM = '''
-"""Gradient, plus ways to misbehave chosen by params (for the sweep tests)."""
+"""Gradient, plus ways to misbehave chosen by params (for the sweep tests): in a run's first round it logs
+`TAG SEED` (and its thread environment), sleeps, or kills its own process."""
 import os
 import signal
+import sys
 import time
+import weakref
 from pathlib import Path
+from typing import Any
 
 from fieldlearn import sense
 from fieldlearn.lib import distance_to
 
-
-def setup(engine):
-    p = engine.scenario.program.params
-    seed = engine.scenario.seed
-    if p.get("log"):
-        with open(p["log"], "a") as fh:
-            fh.write(f"{p.get('tag')} {seed}\\n")
-    if p.get("sleep"):
-        time.sleep(p["sleep"])
-    if p.get("kill_tag") == p.get("tag") and p.get("kill_seed") == seed and Path(p["marker"]).exists():
-        os.kill(os.getpid(), signal.SIGKILL)
+_runs = weakref.WeakSet()  # the engines already seen (a Ray worker process makes several runs)
 
 
-def program(tag="a", mode="ok", log=None, sleep=0, kill_tag=None, kill_seed=None, marker=None):
+def _engine():
+    """The engine running this round, found among the callers (a test's trick: programs do not see the seed)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        found = frame.f_locals.get("self")
+        if type(found).__name__ == "Engine":
+            return found
+        frame = frame.f_back
+    raise RuntimeError("no engine among the callers")
+
+
+def program(tag: Any = "a", mode="ok", log=None, sleep=0.0, kill_tag=None, kill_seed=None, marker=None,
+            environ=None):
     if mode == "fail":
         raise ValueError("this variant fails on purpose")
+    engine = _engine()
+    if engine not in _runs:
+        _runs.add(engine)
+        if log:
+            with open(log, "a") as fh:
+                fh.write(f"{tag} {engine.seed}\\n")
+        if environ:  # as the process started (what a library reads when it loads), not as set since
+            start = dict(v.split("=", 1) for v in Path("/proc/self/environ").read_text().split("\\0") if "=" in v)
+            with open(environ, "a") as fh:
+                fh.write(f"{start.get('OMP_WAIT_POLICY')} {start.get('OMP_NUM_THREADS')}\\n")
+        if sleep:
+            time.sleep(sleep)
+        if kill_tag == tag and kill_seed == engine.seed and Path(marker).exists():
+            os.kill(os.getpid(), signal.SIGKILL)
     return {"gradient": distance_to(sense("source"))}
 '''
 

@@ -3,12 +3,13 @@ next sweep with the same arguments reruns only that run; Ray missing or misnamed
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 
 import pytest
 
 from fieldlearn.sweep import sweep
-from fieldlearn.sweep.backends import LocalBackend, RayBackend, make_backend
+from fieldlearn.sweep.backends import LocalBackend, RayBackend, make_backend, worker_environment
 from fieldlearn.sweep.grid import SweepError
 
 from .helpers import GRID, log_lines, write_tiny
@@ -16,8 +17,25 @@ from .helpers import GRID, log_lines, write_tiny
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 
 
+@pytest.fixture(scope="module")
+def ray_instance():
+    """One local Ray instance for this module's Ray sweeps (they use a running instance and leave it running)."""
+    if not HAVE_RAY:
+        yield None
+        return
+    import logging
+
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
 @pytest.mark.skipif(not HAVE_RAY, reason="Ray is not installed (pip install 'fieldlearn[ray]'); CI installs it")
-def test_local_and_ray_backends_give_identical_tables(tmp_path):
+def test_local_and_ray_backends_give_identical_tables(tmp_path, ray_instance):
     args = dict(seeds="0-1", grid={"links.radius": [1.5, 2.5]}, sets={"duration": {"rounds": 5}}, workers=2,
                 rounds_at="2,end", run_figures=False, progress=False)
     local = sweep(GRID, out=tmp_path / "local", **args)
@@ -31,6 +49,18 @@ def test_local_and_ray_backends_give_identical_tables(tmp_path):
             a = (tmp_path / "local" / "runs" / run / name).read_bytes()
             assert a == (tmp_path / "ray" / "runs" / run / name).read_bytes(), (run, name)
     assert (tmp_path / "ray" / "comparison.png").read_bytes() == (tmp_path / "local" / "comparison.png").read_bytes()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/environ"), reason="reads a process's environment from /proc")
+def test_every_run_starts_with_the_thread_policy(tmp_path, ray_instance):
+    expected = f"{os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')} {os.environ.get('FIELDLEARN_SWEEP_THREADS', '1')}"
+    env = tmp_path / "env.txt"
+    scen = write_tiny(tmp_path, environ=env)
+    sweep(scen, seeds="0-1", workers=2, run_figures=False, progress=False)
+    assert env.read_text().splitlines() == [expected] * 2
+    if ray_instance is not None:  # its workers started with the environment of this process (no policy)
+        sweep(scen, seeds="2", ray=True, workers=1, run_figures=False, progress=False)
+        assert env.read_text().splitlines() == [expected] * 3
 
 
 def test_a_killed_worker_fails_only_its_run_and_the_rerun_makes_only_it(tmp_path):
@@ -101,3 +131,17 @@ def test_backend_arguments():
         assert make_backend(ray=True).address is None and make_backend(ray="local").address is None
         assert make_backend(ray="10.0.0.1:6379").address == "10.0.0.1:6379"
         assert isinstance(make_backend(ray="ray://head:10001"), RayBackend)
+
+
+def test_the_worker_environment_keeps_a_wait_policy_the_user_set(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("FIELDLEARN_SWEEP_THREADS", raising=False)
+    env = worker_environment()
+    assert env == {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                   "NUMEXPR_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    monkeypatch.setenv("FIELDLEARN_SWEEP_THREADS", "3")
+    env = worker_environment()
+    assert env["OMP_WAIT_POLICY"] == "ACTIVE" and env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "3"
+    monkeypatch.setenv("FIELDLEARN_SWEEP_THREADS", "many")
+    assert worker_environment()["OMP_NUM_THREADS"] == "1"

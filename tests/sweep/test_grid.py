@@ -138,7 +138,7 @@ def test_plan_hash_changes_when_the_program_changes(tmp_path):
 def test_string_values_stay_strings(tmp_path):
     plan = make_plan(write_tiny(tmp_path), "0", {"program.params.tag": ["1.0", 1.0, "yes"]})
     assert [r.params["program.params.tag"] for r in plan.runs] == ["1.0", 1.0, "yes"]
-    resolved = [plan.source.resolve(plan.overrides[r.id]).program.params["tag"] for r in plan.runs]
+    resolved = [plan.scenario(r).params["tag"] for r in plan.runs]
     assert resolved == ["1.0", 1.0, "yes"] and isinstance(resolved[0], str)
 
 
@@ -167,3 +167,10 @@ def test_missing_scenario_file(tmp_path):
     bad.write_text("a: [1,\n")
     with pytest.raises(SweepError, match="not valid YAML"):
         make_plan(bad)
+
+
+def test_plan_knows_whether_the_runs_learn_or_draw(tmp_path):
+    grid = make_plan(GRID, "0", sets=["duration.rounds=2"])
+    assert (grid.learning, grid.figures) == (False, True)
+    learns = make_plan(GRID.parent / "c2fl.yaml", "0", sets=["duration.rounds=2"], run_figures=False)
+    assert (learns.learning, learns.figures) == (True, False)

@@ -170,3 +170,67 @@ def test_default_out_folder_is_stable_so_the_same_command_resumes(tmp_path, monk
     assert (tmp_path / "results" / "grid-sweep" / "results.csv").is_file()
     assert main(args) == 0
     assert "1 already complete" in capsys.readouterr().out
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file of a result folder by relative path (the lock file, which names the last holder, aside)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != ".lock"}
+
+
+def test_a_killed_replacement_leaves_the_previous_sweep_intact_and_resumes(tmp_path, capsys):
+    log = tmp_path / "log.txt"
+    a, b = write_tiny(tmp_path / "a"), write_tiny(tmp_path / "b", tag="b", log=log, sleep=0.4)
+    out = tmp_path / "out"
+    assert main([str(a), "--seeds", "0-1", "--out", str(out), "--quiet", "--no-run-figures"]) == 0
+    before = _files(out)
+    args = [str(b), "--seeds", "0-3", "--out", str(out), "--workers", "1", "--quiet", "--no-run-figures"]
+    proc = subprocess.Popen([sys.executable, "-m", "fieldlearn.sweep", *args, "--replace"], cwd=REPO,
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    staging = tmp_path / ".out.replace"
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if list(staging.glob("runs/*/done.json")) and list(staging.glob("runs/.partial-*")):
+                break
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its runs
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+    assert _files(out) == before  # the previous sweep, byte for byte
+    made = {p.parent.name for p in staging.glob("runs/*/done.json")}
+    assert 1 <= len(made) < 4
+    capsys.readouterr()
+    assert main(args) == 2  # still another scenario's folder
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"--out {out}" in err and str(a.resolve()) in err and str(b.resolve()) in err and "--replace" in err
+    log.unlink()
+    assert main(args + ["--replace"]) == 0
+    plan = make_plan(b, "0-3")
+    assert log_lines(log) == sorted(f"b {r.seed}" for r in plan.runs if r.id not in made)  # resumed, not redone
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert manifest["scenario_file"] == str(b.resolve()) and manifest["state"] == "complete"
+    assert len(Table.from_csv(out / "results.csv")) == 4 * 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "log.txt", "out"]
+
+
+def test_two_sweeps_racing_into_one_folder_leave_one_complete_sweep(tmp_path):
+    out = tmp_path / "out"
+    scenarios = {tag: write_tiny(tmp_path / tag, sleep=0.3) for tag in ("a", "b")}
+    procs = {tag: subprocess.Popen([sys.executable, "-m", "fieldlearn.sweep", str(path), "--seeds", "0-1",
+                                    "--grid", f"program.params.tag={tag}", "--out", str(out), "--quiet",
+                                    "--no-run-figures", "--workers", "2"],
+                                   cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for tag, path in scenarios.items()}
+    codes = {tag: p.wait(timeout=120) for tag, p in procs.items()}
+    errors = {tag: " ".join(p.stderr.read().decode().split()) for tag, p in procs.items()}
+    assert sorted(codes.values()) == [0, 2], errors
+    winner = next(tag for tag, code in codes.items() if code == 0)
+    loser = "b" if winner == "a" else "a"
+    assert "another sweep is running" in errors[loser] or "another scenario" in errors[loser], errors[loser]
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert manifest["scenario_file"] == str(scenarios[winner].resolve()) and manifest["state"] == "complete"
+    runs = {r["run"] for r in Table.from_csv(out / "results.csv")}
+    assert len(runs) == 2 and all(r.startswith(f"tag={winner}_") for r in runs)
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(runs)

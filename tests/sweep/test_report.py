@@ -7,7 +7,16 @@ import statistics
 import pytest
 
 from fieldlearn.sweep.grid import make_plan
-from fieldlearn.sweep.report import Table, comparison_png, failures_table, stats, summarise, summary_text, tidy_table
+from fieldlearn.sweep.report import (
+    SweepTable,
+    Table,
+    comparison_png,
+    failures_table,
+    stats,
+    summarise,
+    summary_text,
+    tidy_table,
+)
 
 from .helpers import GRID
 
@@ -128,3 +137,18 @@ def test_lists_and_mappings_survive_a_round_trip_through_csv():
     rows = [{"p": {"method": "cl", "gamma": 0.1}, "q": [1, "a"]}, {"p": "[not yaml", "q": None}]
     back = Table.from_csv(Table(["p", "q"], rows).to_csv())
     assert back.rows == rows
+
+
+def test_a_sweep_table_is_its_tidy_table_with_the_others(plan, tmp_path):
+    t = tidy_table(plan, fake_results(plan, VALUES))
+    s = summarise(plan, t, ["end"], {})
+    runs = Table(["run"], [{"run": r.id} for r in plan.runs])
+    st = SweepTable(t, summary=s, runs=runs, failures=[], out=tmp_path, file_names=["results.csv", "summary.csv"],
+                    metric="m", rounds_at=["end"], plan=plan, ran=4, reused=2, wall_seconds=1.5)
+    assert isinstance(st, Table) and st == t and st.columns == t.columns and len(st) == len(t)
+    assert st.files == {"results.csv": tmp_path / "results.csv", "summary.csv": tmp_path / "summary.csv"}
+    moved = st.moved_to(tmp_path / "elsewhere")
+    assert moved.files["summary.csv"] == tmp_path / "elsewhere" / "summary.csv" and moved == st
+    assert (moved.summary, moved.runs, moved.plan, moved.ran, moved.reused) == (s, runs, plan, 4, 2)
+    gone = st.moved_to(None)
+    assert gone.out is None and gone.files == {} and gone.metric == "m"

@@ -123,3 +123,58 @@ def test_resume_runs_only_missing_runs_and_ignores_partials(tmp_path):
     # a changed configuration is not mistaken for the stored one
     changed = sweep(scen, **dict(args, sets=["duration.rounds=3"]))
     assert len(log_lines(log)) == 4 and changed.ran == 4 and max(changed.column("round")) == 3
+
+
+def _complete_sweep(folder, marker_state="complete"):
+    """A folder that looks like a sweep's: a manifest (with `state`) and one committed run."""
+    s = Store(folder)
+    s.open()
+    s.commit(s.begin("r"), "r", "h", RESULT)
+    (folder / "sweep.json").write_text(json.dumps({"format": 2, "state": marker_state, "name": folder.name}))
+    return s
+
+
+def test_a_replacement_takes_the_folders_place_whole(tmp_path):
+    out = Store(tmp_path / "out")
+    _complete_sweep(out.root)
+    (out.root / "results.csv").write_text("old\n")
+    staging = out.replacement()
+    assert staging.root == tmp_path / ".out.replace"
+    _complete_sweep(staging.root)
+    (staging.root / "results.csv").write_text("new\n")
+    with out.lock(), staging.lock():
+        out.replace_with(staging)
+    assert (out.root / "results.csv").read_text() == "new\n" and out.status("r", "h") == "complete"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging, no old folder left
+
+
+def test_recover_finishes_a_replacement_killed_between_its_renames(tmp_path):
+    out = Store(tmp_path / "out")
+    staging = out.replacement()
+    _complete_sweep(staging.root)
+    old = _complete_sweep(tmp_path / ".out.old-123-abcd")  # the previous sweep, renamed aside
+    assert not out.root.exists()
+    assert out.recover() is True
+    assert out.status("r", "h") == "complete" and not staging.root.exists() and not old.root.exists()
+    assert out.recover() is False  # nothing left to do
+
+
+def test_recover_leaves_an_unfinished_replacement_and_the_folder_alone(tmp_path):
+    out = Store(tmp_path / "out")
+    _complete_sweep(out.root)
+    staging = out.replacement()
+    _complete_sweep(staging.root, marker_state="running")
+    assert out.recover() is False
+    assert out.status("r", "h") == "complete" and staging.status("r", "h") == "complete"
+    out.root.rename(tmp_path / "elsewhere")  # the folder gone, the replacement unfinished: not moved in
+    assert out.recover() is False and not out.root.exists() and staging.root.is_dir()
+
+
+def test_recover_waits_for_a_replacement_in_progress(tmp_path):
+    out = Store(tmp_path / "out")
+    staging = out.replacement()
+    _complete_sweep(staging.root)
+    with staging.lock():  # its sweep is between the two renames
+        with pytest.raises(SweepError, match="another sweep is running"):
+            out.recover()
+    assert staging.root.is_dir() and not out.root.exists()
