@@ -4,13 +4,15 @@ fieldlearn.sim` commands run in that folder. The set-up commands (pip, pytest) a
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
 
 
@@ -44,8 +46,12 @@ def test_every_readme_snippet_runs(tmp_path, monkeypatch):
         elif kind == "bash":
             for line in code.splitlines():
                 if line.startswith("python -m fieldlearn.sim ") and "&&" not in line:
-                    cmd = [sys.executable] + line.split()[1:]
-                    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+                    words = shlex.split(line, comments=True)
+                    # a scenario the README wrote runs where it was written, a repository path from the root;
+                    # results go to a fresh folder either way
+                    here = tmp_path if (tmp_path / words[3]).exists() else REPO
+                    cmd = [sys.executable] + words[1:] + ["--out", str(tmp_path / f"out{ran}")]
+                    done = subprocess.run(cmd, cwd=here, capture_output=True, text=True, timeout=600)
                     assert done.returncode == 0, f"{line}\n{done.stderr}"
                     ran += 1
     assert ran >= 6

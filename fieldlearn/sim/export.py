@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .figures import png_bytes, snapshot_png, timeseries_png  # noqa: F401  (png_bytes: sweep/report.py imports it here)
+from .figures import snapshot_png, timeseries_png
 from .files import json_plain, write_atomic
 from .recording import Recorder
 

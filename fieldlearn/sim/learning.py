@@ -4,7 +4,7 @@ returns, forgets crashed devices and reads the learning metrics. The only code t
 learning layer (which itself knows nothing of the simulator)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 from pydantic import ValidationError
@@ -14,10 +14,7 @@ from fieldlearn.learning import METRICS, RESOURCE, ConfigError, LearningConfig, 
 from . import scenario as S
 from .errors import ScenarioError, from_validation_error
 
-if TYPE_CHECKING:
-    from .engine import Engine
-
-__all__ = ["configure_learning", "LearningAdapter"]
+__all__ = ["configure_learning", "LearningAdapter", "LearningHost"]
 
 
 def configure_learning(raw: Any, scenario: S.Scenario) -> LearningConfig:
@@ -34,7 +31,7 @@ class LearningAdapter:
     """Attaches a learning context to an engine: the `mobile` sensor (deployments that move, unless the scenario
     sets one), the resource "learning", a result hook that records the returned models, a crash hook, metrics."""
 
-    def __init__(self, engine: "Engine", config: LearningConfig):
+    def __init__(self, engine: LearningHost, config: LearningConfig):
         sensors = engine.sensors
         mobile = np.asarray(sensors["mobile"], dtype=bool) if "mobile" in sensors else engine.deployed_mobile.copy()
         wanted = set(engine.scenario.exports.metrics)
@@ -54,11 +51,11 @@ class LearningAdapter:
         engine.result_hooks.append(self.context.take_models)
         engine.crash_hooks.append(self.context.forget)
 
-    def metrics(self) -> dict[str, Callable[["Engine"], Any]]:
+    def metrics(self) -> dict[str, Callable[[LearningHost], Any]]:
         """The learning metrics (`fieldlearn.learning.METRICS`) as functions of the engine."""
         ctx = self.context
 
-        def reading(fn: Callable[[Any, Moment], Any]) -> Callable[["Engine"], Any]:
+        def reading(fn: Callable[[Any, Moment], Any]) -> Callable[[LearningHost], Any]:
             return lambda e: fn(ctx, Moment(int(e.rounds.max()) if len(e.rounds) else 0, e.time, e.region))
 
         return {name: reading(fn) for name, fn in METRICS.items()}

@@ -24,8 +24,9 @@ from fieldlearn.calculus import Program
 
 from . import scenario as S
 from .checks import check_scenario
-from .deployments import build_generator_graph
+from .deployments import build_generator_graph, deployment_path
 from .errors import ScenarioError, format_path, from_validation_error
+from .files import json_plain
 from .locate import ProgramRef, locate_program
 from .mobility import read_trace
 from .overrides import apply_overrides
@@ -80,18 +81,10 @@ class LoadedScenario:
         """The resolved scenario as YAML: defaults filled in, the program's parameters bound, every resource's
         configuration validated (what ran, for `scenario.yaml` and a sweep's configuration hash)."""
         data = self.scenario.model_dump(mode="json", exclude_none=True)
-        data["program"]["params"] = _plain(self.params)
+        data["program"]["params"] = json_plain(self.params)
         for name, config in self.resources.items():
             data[RESOURCES[name]] = config.model_dump(mode="json") if hasattr(config, "model_dump") else config
         return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120)
-
-
-def _plain(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    return x
 
 
 def read_scenario_file(path: str | Path) -> tuple[dict[str, Any], Path, str]:
@@ -139,14 +132,14 @@ def resolve_scenario(data: Mapping[str, Any], base_dir: str | Path | None = None
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     scenario = _validate(data, name)
     deps = scenario.all_deployments()
-    graphs = {i: build_generator_graph(d, _deployment_loc(scenario, i)) for i, d in enumerate(deps)
+    graphs = {i: build_generator_graph(d, deployment_path(scenario, i)) for i, d in enumerate(deps)
               if isinstance(d, S.GraphDeployment)}
     counts = tuple(graphs[i].number_of_nodes() if i in graphs else d.n_devices for i, d in enumerate(deps))
     check_scenario(scenario, counts)
     traces = {}
     for i, d in enumerate(deps):
         if isinstance(d.mobility, S.TraceSpec):
-            loc = _deployment_loc(scenario, i) + ("mobility", "file")
+            loc = deployment_path(scenario, i) + ("mobility", "file")
             traces[i] = read_trace(resolve_file(d.mobility.file, base, loc), counts[i], loc)
     ref = locate_program(scenario.program.name, scenario.program.function, base)
     program = ref.load()
@@ -200,10 +193,3 @@ def resolve_file(name: str, base_dir: Path, loc: tuple) -> Path:
     except OSError as exc:
         raise ScenarioError(f"file {name[:80]!r}: not a usable path ({exc.strerror or exc})", format_path(loc)) from None
     raise ScenarioError(f"file {name!r} not found (relative paths start at {base_dir})", format_path(loc))
-
-
-def _deployment_loc(s: S.Scenario, i: int) -> tuple:
-    if i < len(s.deployments):
-        return ("deployments", i)
-    joins = [k for k, f in enumerate(s.faults) if isinstance(f, S.JoinFault)]
-    return ("faults", joins[i - len(s.deployments)], "deployment")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ..sim.loader import LoadedScenario
+from ..sim.files import json_plain
 from .grid import SweepError
 from .store import Store
 
@@ -61,23 +62,6 @@ class Outcome:
 
 
 # ------------------------------------------------------------------------------------------------ the worker
-def _plain(x: Any) -> Any:
-    """Numbers and containers as plain Python values (JSON- and pickle-friendly, exact)."""
-    import numpy as np
-
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x)
-    return x
-
-
 def thread_count() -> int:
     """Threads per run: one (a sweep's parallelism is across runs, as with Ray tasks), or $FIELDLEARN_SWEEP_THREADS."""
     try:
@@ -149,9 +133,9 @@ def simulate(spec: RunSpec, out_dir: str | Path) -> dict[str, Any]:
     return {
         "run": spec.run_id,
         "columns": list(result.columns),
-        "rows": _plain(result.rows),
-        "final": _plain(result.final),
-        "summary": _plain(result.summary),
+        "rows": json_plain(result.rows),
+        "final": json_plain(result.final),
+        "summary": json_plain(result.summary),
         "period": float(scenario.period),
         "end_time": float(scenario.end_time),
         "files": list(result.files),

@@ -22,7 +22,8 @@ from .report import (
     summarise,
     tidy_table,
 )
-from .store import Store, write_atomic
+from ..sim.files import write_atomic
+from .store import Store
 
 Say = Callable[[str], None]
 

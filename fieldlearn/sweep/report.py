@@ -99,7 +99,7 @@ class Table:
             w.writerow([cell(r.get(c)) for c in self.columns])
         text = buf.getvalue()
         if path is not None:
-            from .store import write_atomic
+            from ..sim.files import write_atomic
 
             write_atomic(Path(path), text)
         return text
@@ -289,7 +289,7 @@ def comparison_png(plan: Plan, table: Table, metric: str, title: str | None = No
     """`metric` over rounds: per variant the mean over seeds (a line) and mean +- one standard deviation (a band)."""
     from matplotlib.figure import Figure
 
-    from ..sim.export import png_bytes
+    from ..sim.figures import png_bytes
 
     short = short_names(plan.keys)
     fig = Figure(figsize=(7.5, 4.5))

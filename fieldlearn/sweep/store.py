@@ -26,6 +26,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..sim.files import write_atomic
 from .grid import FORMAT, SweepError
 from .manifest import MARKER, is_complete, read_manifest
 
@@ -55,18 +56,6 @@ def write_file(path: Path, data: bytes | str, sync: bool = True) -> None:
         fh.flush()
         if sync:
             os.fsync(fh.fileno())
-
-
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Replace `path` so that a reader sees the old file or the complete new one, never a partial one."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
-    try:
-        write_file(tmp, data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def dumps(obj: Any) -> str:
