@@ -45,7 +45,8 @@ from .data import (
     split_train_validation,
 )
 from .dissimilarity import neighbour_loss, parameter_distance
-from .evaluation import METRICS, Evaluation, Moment
+from .evaluation import Evaluation, Moment
+from .readings import METRICS
 from .metrics import accuracy_matrix, cacc, forgetting, mean_forgetting, own_region_accuracy
 from .models import ModelField, ModelNeighbours, blend_models, neighbour_average, where
 from .replay import (

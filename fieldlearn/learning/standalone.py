@@ -27,7 +27,8 @@ from fieldlearn.calculus import Inbox, Network, RoundVM
 
 from .config import LearningConfig
 from .context import RESOURCE, LearningContext
-from .evaluation import METRICS, Evaluation, Moment
+from .evaluation import Evaluation, Moment
+from .readings import METRICS
 
 __all__ = ["run_learning", "LearningRun", "DEFAULT_METRICS"]
 

@@ -13,7 +13,8 @@ from .loader import LoadedScenario, load_scenario, resolve_scenario
 from .metrics import register_metric
 from .scenario import Scenario
 from .shipped import shipped_scenarios
-from .simulate import OutputExists, Result, default_out_dir, run_scenario
+from .result import Result
+from .simulate import OutputExists, default_out_dir, run_scenario
 
 __all__ = [
     "Engine",

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from .colouring import PALETTE, STEPS, Colouring
-from .frames import Recording, final_state, recording_from_trace
+from .frames import Recording, recording_from_trace
 from .gaps import GapAxis
 
 if TYPE_CHECKING:
@@ -303,6 +303,14 @@ def _png(fig: "Figure", dpi: int) -> bytes:
     return buf.getvalue()
 
 
+@runtime_checkable
+class Recorded(Protocol):
+    """What can be animated besides a Recording and a Trace: anything that gives its recording (a simulation
+    Result)."""
+
+    def recording(self) -> Recording: ...
+
+
 def as_recording(source: Any, network: Any = None, every: int = 1) -> Recording:
     """A Recording from a Recording, a simulation Result (its recorded frames, else its final state) or a calculus
     Trace with its Network."""
@@ -314,10 +322,8 @@ def as_recording(source: Any, network: Any = None, every: int = 1) -> Recording:
         if network is None:
             raise TypeError("animating a Trace needs the Network it ran on: animate(trace, network)")
         return recording_from_trace(source, network, every=every)
-    from .simulate import Result
-
-    if isinstance(source, Result):
-        return source.frames if source.frames is not None else final_state(source.engine)
+    if isinstance(source, Recorded):
+        return source.recording()
     raise TypeError(f"cannot animate a {type(source).__name__}: give a Trace and its Network, a Result or a Recording")
 
 

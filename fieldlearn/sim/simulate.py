@@ -3,59 +3,20 @@ from __future__ import annotations
 
 import json
 import time as _time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
-
-import numpy as np
 
 from .engine import Engine
 from .errors import ScenarioError
 from .export import write_results
 from .loader import LoadedScenario
 from .recording import Recorder
+from .result import Result
 from .watch import Watch
 
 
 class OutputExists(ScenarioError):
     """The chosen result folder already holds files and --force was not given."""
-
-
-@dataclass
-class Result:
-    """A finished run: the engine (final state), the recorded rows, the final statistics and the files written."""
-
-    scenario: LoadedScenario
-    engine: Engine
-    columns: list[str]
-    rows: list[list[Any]]
-    final: dict[str, Any]
-    summary: dict[str, Any]
-    out: Path | None = None
-    files: list[str] = field(default_factory=list)
-    wall_seconds: float = 0.0
-    frames: Any = None  # the frames recorded for exports.animation / exports.viewer (fieldlearn.sim.frames.Recording)
-
-    def __repr__(self) -> str:
-        from .watch import result_repr
-
-        return result_repr(self)
-
-    def show(self, kind: str = "viewer", color: str | None = None) -> Any:
-        """In a notebook: the run's interactive viewer (or `kind="animation"`), shown inline."""
-        from .watch import show
-
-        return show(self, kind, color)
-
-    def column(self, name: str) -> np.ndarray:
-        """One CSV column over the rows, as floats."""
-        i = self.columns.index(name)
-        return np.array([np.nan if r[i] is None else float(r[i]) for r in self.rows])
-
-    def output(self, name: str) -> np.ndarray:
-        """Final per-device values of a program output (NaN where a device has none or is down)."""
-        values, valid = self.engine.output(name)
-        return np.where(valid, values.astype(np.float64), np.nan)
 
 
 def default_out_dir(scenario: LoadedScenario, root: Path = Path("results")) -> Path:

@@ -9,11 +9,11 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .frames import FrameRecorder, Recording, final_state
+from .frames import FrameRecorder, Recording
 
 if TYPE_CHECKING:
     from .engine import Engine
-    from .simulate import Result
+    from .result import Result
 
 TARGET_FRAMES = 100  # the default interval gives about this many frames
 
@@ -116,7 +116,7 @@ class Watch:
 
         rec = self.recordings[_spec_every(self.viewer, self.scenario)]
         try:
-            write_viewer(out / "viewer.html", rec, metrics_of(result),
+            write_viewer(out / "viewer.html", rec, result.metric_series(),
                          color=self.colour_of(self.viewer, rec, "exports.viewer"))
             return True
         except ImportError as exc:
@@ -128,7 +128,7 @@ class Watch:
 
 def _list_in_summary(out: Path, names: list[str]) -> None:
     """Add `names` to the file list of summary.json (written by the data export just before)."""
-    from .export import write_atomic
+    from .files import write_atomic
 
     path = out / "summary.json"
     if not path.is_file():
@@ -136,44 +136,3 @@ def _list_in_summary(out: Path, names: list[str]) -> None:
     summary = json.loads(path.read_text())
     summary["files"] = [f for f in summary.get("files", []) if f not in names] + names
     write_atomic(path, json.dumps(summary, indent=2, sort_keys=False) + "\n")
-
-
-def metrics_of(result: "Result") -> Any:
-    """The accuracy series of a learning scenario's metrics table (None for other scenarios)."""
-    from .viewer import MetricSeries
-
-    if "learning" not in result.scenario.resources:
-        return None
-    return MetricSeries.from_rows(result.columns, result.rows)
-
-
-def recording_of(result: "Result") -> Recording:
-    """The frames a run recorded, else a one-frame recording of its final state."""
-    return result.frames if result.frames is not None else final_state(result.engine)
-
-
-def show(result: "Result", kind: str = "viewer", color: str | None = None) -> Any:
-    """What a notebook shows for a run: the interactive `viewer` or the `animation` (both display inline)."""
-    rec = recording_of(result)
-    if kind == "viewer":
-        from .viewer import Viewer
-
-        return Viewer(rec, metrics_of(result), color=color)
-    if kind == "animation":
-        from .animation import Animation
-
-        return Animation(rec, color=color)
-    raise ValueError(f"kind {kind!r}: expected 'viewer' or 'animation'")
-
-
-def result_repr(result: "Result") -> str:
-    """A one-paragraph repr of a run: what ran, how long, what was recorded, the first final values."""
-    s = result.scenario.scenario
-    e = result.engine
-    final = [(k, v) for k, v in result.final.items() if k != "time"]
-    shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in final[:4])
-    more = f", ... ({len(final)} values)" if len(final) > 4 else ""
-    frames = f"; {len(result.frames.frames)} frames recorded" if result.frames is not None else ""
-    where = f"; {len(result.files)} files in {result.out}" if result.out is not None else ""
-    return (f"<Result {s.name}: {e.capacity} devices, t = {s.end_time:g}, {result.wall_seconds:.2f} s; "
-            f"{len(result.rows)} rows x {len(result.columns)} columns{frames}{where}; final: {shown}{more}>")

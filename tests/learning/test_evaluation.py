@@ -1,4 +1,4 @@
-"""fieldlearn.learning.evaluation: evaluations of the latest models and the learning metrics read from them."""
+"""fieldlearn.learning.evaluation: an evaluation of the latest models and its summaries."""
 from __future__ import annotations
 
 import math
@@ -6,8 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from fieldlearn.learning.context import LearningContext
-from fieldlearn.learning.evaluation import METRICS, Evaluation, Moment, due_evaluation
+from fieldlearn.learning.evaluation import Evaluation
 
 
 def test_evaluation_summaries():
@@ -26,55 +25,3 @@ def test_global_accuracy_weighs_each_region_by_its_evaluation_set():
     ev = Evaluation(5, 4.0, acc, np.array([0, 1, 1]), np.zeros(3, bool), sizes=np.array([30.0, 10.0]))
     assert ev.global_per_device()[:2].tolist() == [(30 + 5) / 40, 10 / 40] and math.isnan(ev.global_per_device()[2])
     assert ev.global_accuracy() == pytest.approx((35 / 40 + 10 / 40) / 2)
-
-
-def test_metrics_evaluate_at_every_eval_point_and_repeat_in_between():
-    ctx = LearningContext({"model": {"hidden": [4]}, "eval_every": 3, "eval_samples": 10}, n_devices=2,
-                          region_names=["a", "b"], initial_region=[0, 1], mobile=[True, False],
-                          score_everywhere=True)
-    ctx.record_rows(np.arange(2), ctx.initial_models(np.arange(2)))
-    here = np.array([0, 1])
-    assert due_evaluation(ctx, Moment(2, 1.0, here)) is None and math.isnan(METRICS["cacc"](ctx, Moment(2, 1.0, here)))
-    first = METRICS["cacc"](ctx, Moment(3, 2.0, here))
-    assert len(ctx.history) == 1 and ctx.history[-1].round == 3
-    assert METRICS["cacc"](ctx, Moment(4, 3.0, here)) == first and len(ctx.history) == 1
-    METRICS["global_accuracy"](ctx, Moment(7, 6.0, here))  # a late reading catches up with the point it passed
-    assert ctx.history[-1].round == 7 and not np.isnan(ctx.history[-1].accuracy).any()
-    cols = METRICS["accuracy"](ctx, Moment(7, 6.0, here))
-    assert list(cols) == ["d0.a", "d0.b"]
-
-
-def synthetic(accuracy_by_eval, regions_by_eval, mobile):
-    """A context whose history is the given evaluations (rounds 5, 10, ...) and whose arrivals are observed."""
-    n = len(mobile)
-    ctx = LearningContext({"model": {"hidden": [4]}, "eval_every": 5}, n_devices=n, region_names=["a", "b"],
-                          initial_region=regions_by_eval[0], mobile=mobile)
-    for k, (acc, where) in enumerate(zip(accuracy_by_eval, regions_by_eval)):
-        ctx.observe(5 * k + 1, np.asarray(where))
-        ctx.history.append(Evaluation(5 * (k + 1), 5.0 * (k + 1), np.asarray(acc, dtype=float), np.asarray(where),
-                                      np.asarray(mobile)))
-    return ctx
-
-
-def test_adaptation_follows_a_mover_into_the_region_it_entered():
-    nan = np.nan
-    # device 0 moves a -> b before the 2nd evaluation; device 1 is static in b (own accuracy 0.8 there)
-    accs = [[[0.9, 0.1], [nan, 0.8]], [[0.9, 0.5], [nan, 0.8]], [[0.8, 0.6], [nan, 0.8]], [[0.7, 0.75], [nan, 0.8]],
-            [[0.7, 0.7], [nan, 0.8]], [[0.6, 0.74], [nan, 0.8]]]
-    where = [[0, 1], [1, 1], [1, 1], [1, 1], [1, 1], [1, 1]]
-    ctx = synthetic(accs, where, [True, False])
-    assert ctx.arrivals == [(0, 6, 1)]
-    got = METRICS["adaptation"](ctx, Moment(30, 29.0, np.array([1, 1])))
-    # evaluations at or after round 6: rounds 10 (0.5), 15 (0.6), 20 (0.75), 25, 30; 90% of 0.8 is 0.72, first met
-    # at round 20: 14 rounds after arriving
-    assert got == {"after1": 0.5, "after3": 0.75, "after5": 0.74, "rounds_to_90": 14.0, "reached_90": 1.0}
-
-
-def test_forgetting_and_backward_transfer_of_a_region_left_behind():
-    nan = np.nan
-    accs = [[[0.6, 0.1], [nan, 0.8]], [[0.9, 0.1], [nan, 0.8]], [[0.7, 0.5], [nan, 0.8]], [[0.5, 0.7], [nan, 0.8]]]
-    where = [[0, 1], [0, 1], [1, 1], [1, 1]]
-    ctx = synthetic(accs, where, [True, False])
-    got = METRICS["forgetting"](ctx, Moment(20, 19.0, np.array([1, 1])))
-    # on region a (left after the 2nd evaluation): best 0.9, now 0.5; backward transfer 0.5 - 0.9
-    assert got["a"] == pytest.approx(0.4) and got["bwt"] == pytest.approx(-0.4) and math.isnan(got["b"])

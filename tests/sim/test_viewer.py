@@ -19,7 +19,6 @@ from fieldlearn.sim import load_scenario, resolve_scenario, run_scenario
 from fieldlearn.sim.colouring import PALETTE
 from fieldlearn.sim.frames import Frame, Recording
 from fieldlearn.sim.viewer import MAX_BYTES, MetricSeries, Viewer, plan, viewer_figure, viewer_html
-from fieldlearn.sim.watch import metrics_of
 
 from .test_frames import FAULTY, devices_csv
 
@@ -276,7 +275,7 @@ def test_in_a_browser_hovering_a_mover_shows_its_accuracy_and_the_cursor_follows
     s = load_scenario(REPO / "scenarios" / "c2fl.yaml",
                       ["duration.rounds=6", "exports.viewer.every=2", "exports.figures.timeseries=false"])
     result = run_scenario(s, tmp_path / "c2fl")
-    fig = viewer_figure(result.frames, metrics_of(result))
+    fig = viewer_figure(result.frames, result.metric_series())
     hover_uid = trace_of(fig, "devices")[1]["uid"]
     _open(browser, tmp_path / "c2fl" / "viewer.html")
     assert _slide_to(browser, 2) == "t = 4"

@@ -102,18 +102,6 @@ def test_cli_flags_write_the_files(tmp_path, capsys):
     assert exc.value.code == 2 and "invalid choice: 'avi'" in capsys.readouterr().err
 
 
-def test_result_repr_is_short_and_show_gives_inline_viewer_or_animation():
-    result = run_scenario(resolve_scenario(scenario(viewer={"every": 10})))
-    text = repr(result)
-    assert len(text) < 300 and text.startswith("<Result faulty: 24 devices, t = 30") and "4 frames recorded" in text
-    v = result.show()
-    assert isinstance(v, Viewer) and v._repr_html_().startswith("<iframe")
-    a = result.show("animation", color="gradient")
-    assert isinstance(a, Animation) and a.color == "gradient"
-    with pytest.raises(ValueError, match="viewer.*animation"):
-        result.show("movie")
-
-
 def test_same_scenario_gives_byte_identical_animation_and_viewer(tmp_path):
     for k in range(2):
         run_scenario(resolve_scenario(scenario(animation={"every": 5}, viewer={"every": 5})), tmp_path / str(k))
