@@ -44,7 +44,7 @@ SCENARIO = REPO / "scenarios" / "c2fl-fashion.yaml"
 # ...) are met by exporting every round (`exports.interval=1`); `eval_round` tells the evaluations apart.
 COMMON = ["learning.downsample=2", "learning.model.hidden=[64]", "learning.eval_samples=250", "learning.eval_every=5",
           "exports.values=[]",
-          "exports.metrics=[cacc, static_accuracy, memory, eval_round, accuracy, adaptation, forgetting, model_bytes]",
+          "exports.metrics=[cacc, static_accuracy, memory, eval_round, accuracy, adaptation, forgetting, sent_bytes]",
           "exports.interval=1", "exports.figures.timeseries=false"]
 DEFAULT = "C2FL default (class-wise head, fine-tune, gamma 0.1)"
 CONTROL = "CL + the same extra pass (compute control)"
@@ -171,7 +171,7 @@ def tables(runs: list[dict], labels: list[str]) -> list[str]:
             continue
         out += [f"**{regime}**: final values, mean (std) over seeds", "",
                 "| method | CAcc | acc. 1 / 3 / 5 evals after arrival | rounds to 90% of the area's static | "
-                "forgetting | backward transfer | static own-area | model kB sent/device/round | wall/run |",
+                "forgetting | backward transfer | static own-area | kB sent per device per round | wall/run |",
                 "|---|---|---|---|---|---|---|---|---|"]
         for label in labels:
             rs = [r for r in mine if r["label"] == label]
@@ -179,7 +179,7 @@ def tables(runs: list[dict], labels: list[str]) -> list[str]:
                 continue
             col = lambda c: [r["final"].get(c, math.nan) for r in rs]  # noqa: E731
             after = " / ".join(mean_sd(col(f"adaptation.after{k}"), 2) for k in (1, 3, 5))
-            kb = [v / 1000 for v in col("model_bytes") if finite(v)]
+            kb = [v / 1000 for v in col("sent_bytes") if finite(v)]
             out.append(f"| {label} | {mean_sd(col('cacc'))} | {after} | {mean_sd(col('adaptation.rounds_to_90'), 1)} "
                        f"| {mean_sd(col('forgetting.mean'))} | {mean_sd(col('forgetting.bwt'))} | "
                        f"{mean_sd(col('static_accuracy'))} | {mean_sd(kb, 1)} | "

@@ -108,6 +108,23 @@ class RoundVM:
         self._commit(batch)
         return tree_unflatten(treedef, rows)
 
+    def sent_bytes(self, ids: Any) -> np.ndarray:
+        """Bytes each device of `ids` exported in its latest round (what it broadcast to its neighbours: every path
+        it wrote with nbr, share or exchange), as an int64 array; 0 for devices that never ran."""
+        be = self.backend
+        idx = be.index(ids)
+        out = np.zeros(len(idx), dtype=np.int64)
+        if len(idx) == 0 or self.n_devices == 0:
+            return out
+        last = be.to_numpy(self.last_fire[idx])
+        stores = list(self.exports.values()) + [m.default for m in self.messages.values()]
+        for store in stores:
+            wrote = (be.to_numpy(store.stamp[idx]) == last) & (last >= 0)
+            row = int(np.prod(tuple(store.values.shape[1:]), dtype=np.int64)) * store.values.element_size() \
+                if hasattr(store.values, "element_size") else int(store.values[:1].nbytes)
+            out += wrote * row
+        return out
+
     def forget(self, ids: Any) -> None:
         """Drop the exports and state of devices, as if they had never run (a crash and restart from scratch)."""
         ids = self.backend.index(ids)

@@ -42,8 +42,15 @@ BUILTIN: dict[str, Metric] = {
     "batches": lambda e: int(e.batches),
     "graph_builds": lambda e: int(e.env.rebuilds),
     "connected": lambda e: _components(e) == 1,
+    "sent_bytes": lambda e: _sent_bytes(e),
     "components": lambda e: _components(e),
 }
+
+
+def _sent_bytes(e: "Engine") -> float:
+    """Mean over the alive devices of the bytes each exported in its latest round (its broadcast to its neighbours)."""
+    ids = np.flatnonzero(e.alive & (e.rounds > 0))
+    return float(e.vm.sent_bytes(ids).mean()) if len(ids) else 0.0
 
 
 def _components(e: "Engine") -> int:

@@ -154,3 +154,23 @@ def test_inbox_must_match_the_batch():
 
     with pytest.raises(ValueError, match="indptr"):
         vm.round(np.array([0, 1]), Inbox(np.array([0, 0]), np.array([], dtype=np.int64)))
+
+
+def test_sent_bytes_counts_what_each_device_exported_in_its_latest_round():
+    import numpy as np
+
+    from fieldlearn import Network, branch, mid, nbr, share
+    from fieldlearn.calculus import Inbox, RoundVM
+
+    net = Network.from_edges(3, [(0, 1), (1, 2)])
+
+    def program():
+        nbr(np.zeros(3))  # 3 float64 per device: 24 bytes
+        return branch(mid() == 0, lambda: share(0.0, lambda n: n.min(include_self=True)), lambda: 0.0)  # 8 more
+
+    vm = RoundVM(program)
+    assert vm.sent_bytes(np.arange(3)).tolist() == [0, 0, 0]
+    for batch in (np.arange(3), np.array([1])):
+        indptr, nbrs, dist = net.graph.inbox_links(batch)
+        vm.round(batch, Inbox(indptr, nbrs, {"distance": dist}))
+    assert vm.sent_bytes(np.arange(3)).tolist() == [32, 24, 24]
