@@ -60,6 +60,13 @@ METHODS = {
     "Local": {"method": "local"},
 }
 QUICK = (DEFAULT, "C2FL, merge on arrival", CONTROL, "Local")
+#: hyper-parameters tried on the validation seeds only (the reported runs use the METHODS above)
+VALIDATION_EXTRA = {
+    "C2FL, merge on arrival, gamma 0.1": {"method": "c2fl", "gamma": 0.1, "merge": "arrival", "arrival_window": 5},
+    "C2FL, merge on arrival, window 10": {"method": "c2fl", "gamma": 0.3, "merge": "arrival", "arrival_window": 10},
+    "C2FL, count-weighted merge, gamma 0.3": {"method": "c2fl", "gamma": 0.3, "merge": "counts"},
+    "C2FL, class-wise head, gamma 0.3": {"method": "c2fl", "gamma": 0.3},
+}
 REGIMES = {"plentiful (200/round)": 200, "data-starved (20/round)": 20}
 SAMPLES = "learning.samples_per_round"
 PARAMS = "program.params"
@@ -329,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out = str(REPO / "benchmarks" / "results" / f"c2fl{tag}{'-validation' if args.validation else ''}")
     rounds = 60 if args.quick else 120
     methods = {k: v for k, v in METHODS.items() if not args.quick or k in QUICK}
+    if args.validation and not args.quick:
+        methods.update(VALIDATION_EXTRA)
     regimes = [int(x) for x in args.regimes.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

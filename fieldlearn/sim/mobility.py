@@ -168,10 +168,15 @@ class TourMobility(LegMobility):
         self._speed = np.inf if spec.speed is None else float(spec.speed)
 
     def stop_index(self, idx: np.ndarray, leg: np.ndarray) -> np.ndarray:
-        """Which stop leg `leg` of devices `idx` goes to."""
+        """Which stop leg `leg` of devices `idx` goes to (in the device's own order of cycle k // m when shuffled)."""
         m = len(self.stops)
         k = self.offset[idx] + leg
-        return k % m if self.spec.repeat else np.minimum(k, m - 1)
+        k = k if self.spec.repeat else np.minimum(k, m - 1)
+        if self.spec.order == "given":
+            return k % m
+        cycle, place = k // m, k % m
+        keys = keyed_uniform(self.key, self.ids[idx][:, None], cycle[:, None], -2, np.arange(m)[None, :])
+        return np.argsort(keys, axis=1, kind="stable")[np.arange(len(idx)), place]
 
     def target(self, idx: np.ndarray, leg: np.ndarray) -> np.ndarray:
         stop = self.stop_index(idx, leg)

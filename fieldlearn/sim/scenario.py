@@ -117,7 +117,8 @@ class Static(Model):
 
 
 class Tour(Model):
-    """Visit `stops` (region names or [x, y] points) in turn, dwelling in each, jumping or moving at `speed`."""
+    """Visit `stops` (region names or [x, y] points) in turn, dwelling in each, jumping or moving at `speed`;
+    `order: shuffled` gives every device its own itinerary: a random order of the stops, drawn anew each cycle."""
 
     kind: Literal["tour"]
     stops: Annotated[list[Union[str, Point]], Field(min_length=1)]
@@ -126,6 +127,7 @@ class Tour(Model):
     speed: PosFloat | None = None
     repeat: bool = True
     start: Literal["first", "spread", "random"] = "first"
+    order: Literal["given", "shuffled"] = "given"
     placement: Literal["random", "center"] = "random"
 
     @model_validator(mode="after")
