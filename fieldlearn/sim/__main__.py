@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import sys
 import textwrap
@@ -53,6 +54,10 @@ def _fail(code: int, message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit code."""
+    # OpenMP threads that sleep while they wait instead of spinning: with torch's two threads on a busy machine a
+    # spinning thread made one Adam step take 4-78 ms instead of 1 (benchmarks/learning.py --thread-policy); it must
+    # be set before torch starts its thread pool, i.e. before the first learning scenario imports torch
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list:
