@@ -1,0 +1,131 @@
+"""C2FL at scale: what a round costs, block by block, from the paper's 48 devices to 1,024 and 4,096.
+
+    python benchmarks/c2fl_scale.py                        # 48, 1,024 (clique and sparse links), 4,096 devices
+    python benchmarks/c2fl_scale.py --sizes 48,1024 --rounds 3
+
+The configuration is `scenarios/c2fl-fashion.yaml` (Fashion-MNIST 28x28, MLP 784-128-10, 20 samples per round, 300
+replayed per mover, two epochs and the post-merge pass) with every area scaled up: 4 areas of D devices each, a
+quarter of them touring the areas every 30 rounds. With the scenario's own radio radius every area is one clique (D
+devices hear each other: D^2 links); `sparse` uses radius 0.7 (about 4-8 links per device). Each size runs in a
+fresh process (one torch thread) so that its peak RSS is its own; the blocks' times are the cumulative times cProfile
+gives the learning blocks over the timed rounds (after a first, untimed round).
+
+The table: seconds per round, of which local training (`train_locally`, the post-merge pass included), the regional
+model (`classwise_regional_mean`: collect and broadcast of the models) and the evaluation (CAcc of every mover on
+every area, static devices on their own), and the peak RSS.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import cProfile
+import json
+import pstats
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SCENARIO = REPO / "scenarios" / "c2fl-fashion.yaml"
+BLOCKS = {"train": "train_locally", "regional model": "classwise_regional_mean", "evaluation": "evaluation"}
+
+
+def scaled(per_area: int, sparse: bool) -> dict:
+    """c2fl-fashion's raw scenario with `per_area` devices in each area (a quarter of them movers)."""
+    from fieldlearn.sim.loader import read_scenario_file
+
+    data, _, _ = read_scenario_file(SCENARIO)
+    data = copy.deepcopy(data)
+    movers = per_area // 4
+    cols = int(round((per_area * 4 / 3) ** 0.5))  # an area of 8 x 6: about as many columns as rows x 4/3
+    static_rows = -(-(per_area - movers) // cols)
+    mover_rows = -(-movers // cols)
+    spacing = min(8.0 / cols, 6.0 / (static_rows + mover_rows))
+    deployments = []
+    for k, dep in enumerate(d for d in data["deployments"] if "mobility" in d):
+        x0 = 100 * k + spacing / 2
+        deployments.append({"name": f"static{k}", "kind": "grid", "count": per_area - movers, "cols": cols,
+                            "spacing": spacing, "origin": [x0, spacing / 2]})
+        deployments.append({"name": f"movers{k}", "kind": "grid", "count": movers, "cols": cols, "spacing": spacing,
+                            "origin": [x0, spacing / 2 + static_rows * spacing], "mobility": dep["mobility"]})
+    data["deployments"] = deployments
+    if sparse:
+        data["links"]["radius"] = 0.7
+    data["learning"]["samples_per_round"] = 20
+    data["exports"] = {"metrics": ["cacc", "static_accuracy"], "figures": {"timeseries": False}}
+    return data
+
+
+def child(per_area: int, sparse: bool, rounds: int) -> dict:
+    """One size in this process: time `rounds` rounds after a first one, profile the blocks, read the peak RSS."""
+    import torch
+
+    from fieldlearn.sim import resolve_scenario
+    from fieldlearn.sim.engine import Engine
+    from fieldlearn.sim.recording import Recorder
+
+    torch.set_num_threads(1)
+    data = scaled(per_area, sparse)
+    data["duration"] = {"rounds": rounds + 1}
+    data["learning"]["eval_every"] = 1  # evaluate after every timed round, to time it
+    engine = Engine(resolve_scenario(data, SCENARIO.parent, name="c2fl-scale"))
+    recorder = Recorder(engine)
+    engine.run(until=1.0)
+    profile = cProfile.Profile(time.process_time)
+    started = time.process_time()
+    profile.enable()
+    engine.run()
+    recorder.finish(engine)
+    profile.disable()
+    total = time.process_time() - started
+    stats = pstats.Stats(profile)
+    blocks = {}
+    for label, name in BLOCKS.items():
+        blocks[label] = sum(v[3] for k, v in stats.stats.items() if k[2] == name) / rounds
+    links = engine.graph.n_links
+    return {"devices": engine.capacity, "links": links, "round_s": total / rounds, **blocks,
+            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "cacc": recorder.final.get("cacc")}
+
+
+def measure(per_area: int, sparse: bool, rounds: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", f"{per_area},{int(sparse)},{rounds}"],
+                         capture_output=True, text=True, timeout=3600)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="48,1024,4096", help="devices in all (4 areas)")
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds per size")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        per_area, sparse, rounds = (int(x) for x in args.child.split(","))
+        print(json.dumps(child(per_area, bool(sparse), rounds)))
+        return 0
+    rows = []
+    for n in (int(x) for x in args.sizes.split(",")):
+        for sparse in ((False, True) if n >= 1024 else (False,)):
+            if n > 1024 and not sparse:
+                continue  # 4,096 devices in cliques of 1,024 are 4M links: measured sparse only
+            r = measure(n // 4, sparse, args.rounds)
+            r["links_kind"] = "sparse (radius 0.7)" if sparse else "clique per area"
+            rows.append(r)
+            print(json.dumps(r), flush=True)
+    print("\n| devices | links | kind | s/round | train | regional model | evaluation | aggregation / train | "
+          "peak RSS |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        ratio = r["regional model"] / r["train"] if r["train"] else float("nan")
+        print(f"| {r['devices']:,} | {r['links']:,} | {r['links_kind']} | {r['round_s']:.2f} | {r['train']:.2f} | "
+              f"{r['regional model']:.2f} | {r['evaluation']:.2f} | {ratio:.2f}x | {r['peak_mib']:,.0f} MiB |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
