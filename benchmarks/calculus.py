@@ -2,11 +2,25 @@
 
 Prints a table; also times the same gradient as bare numpy array code (the ceiling for any VM) in the same run.
     python benchmarks/calculus.py [--sizes 100,1000,10000,100000] [--backend numpy|torch] [--device cpu|cuda]
+
+`--models` prints instead what moving model-sized values through regions costs: 1,024 devices, each holding the
+parameters of a 784-128-10 MLP (101,770 float32 in four tensors, a pytree), on the torch backend, one thread:
+`regions` -> `collect_mean` -> `broadcast` per round, on 4 cliques of 256 devices (261,120 links) and on a
+sparse random geometric graph (about 6 links per device). "arithmetic" is the least such a round must compute:
+one sum over every device's neighbours as a sparse product (all links) plus one copy of every device's parent's
+row. Each row runs in its own process under an address-space limit (`--mem-limit` GB), so a round that would
+make one model copy per link fails there instead of swapping.
+    python benchmarks/calculus.py --models [--mem-limit 8] [--model-rounds 3]
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
+import resource
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -68,13 +82,96 @@ def _sync(vm: RoundVM) -> None:
         vm.backend.torch.cuda.synchronize()
 
 
+MLP_SHAPES = {"0.weight": (128, 784), "0.bias": (128,), "2.weight": (10, 128), "2.bias": (10,)}
+
+
+def model_network(kind: str, n: int = 1024) -> tuple[Network, float]:
+    """4 cliques of n/4 devices (unit links) or a sparse random geometric graph (about 6 links per device),
+    with the radius of the regions that gives one region per clique / a few dozen regions."""
+    if kind == "clique":
+        size = n // 4
+        a, b = np.triu_indices(size, 1)
+        edges = np.concatenate([np.column_stack([a, b]) + k * size for k in range(4)])
+        return Network.from_edges(n, edges), 1.5
+    return Network.random_geometric(n, mean_degree=6.0, seed=2), 0.3
+
+
+def model_cell(kind: str, rounds: int) -> dict:
+    """Seconds per round of regions -> collect_mean -> broadcast of MLP-sized rows, and of the plain arithmetic."""
+    import torch
+
+    from fieldlearn import Inbox, run
+    from fieldlearn.lib import regions
+
+    torch.set_num_threads(1)
+    net, radius = model_network(kind)
+    n = net.n_devices
+    gen = torch.Generator().manual_seed(0)
+    for name, shape in MLP_SHAPES.items():
+        net.sensors[name] = torch.randn((n,) + shape, generator=gen)
+
+    def program():
+        region = regions(radius)
+        model = {name: sense(name) for name in MLP_SHAPES}
+        return region.broadcast(region.collect_mean(model))
+
+    t0 = time.perf_counter()
+    trace = run(program, net, rounds=1, backend="torch")
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    trace = run(program, net, rounds=rounds, backend="torch", vm=trace.vm)
+    sec = (time.perf_counter() - t0) / rounds
+    g = net.graph
+    flat = torch.cat([net.sensors[k].reshape(n, -1) for k in MLP_SHAPES], dim=1)
+    adj = torch.sparse_csr_tensor(torch.as_tensor(g.indptr), torch.as_tensor(g.neighbours),
+                                  torch.ones(g.n_links), size=(n, n))
+    parent = torch.as_tensor(g.neighbours[g.indptr[:-1]] if g.n_links else np.arange(n))
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+        total = adj @ flat
+        copied = flat[parent]
+    arith = (time.perf_counter() - t0) / rounds
+    del total, copied
+    return {"kind": kind, "n": n, "links": int(g.n_links), "params": int(flat.shape[1]), "first": first, "sec": sec,
+            "arith": arith, "rss_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+
+
+def models_table(mem_limit_gb: float, rounds: int) -> None:
+    print(f"machine: {platform.processor() or platform.machine()}, load {os.getloadavg()[0]:.2f}, torch cpu, 1 thread, "
+          f"address space limit {mem_limit_gb:g} GB")
+    print(f"{'graph':>7} {'devices':>7} {'links':>7} {'params':>7} {'1st round s':>11} {'s/round':>8} "
+          f"{'arithmetic s':>12} {'ratio':>6} {'RSS peak':>9}")
+    for kind in ("clique", "sparse"):
+        limit = int(mem_limit_gb * 2**30)
+        out = subprocess.run([sys.executable, __file__, "--model-cell", kind, "--model-rounds", str(rounds)],
+                             capture_output=True, text=True,
+                             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+        if out.returncode != 0:
+            last = (out.stderr.strip().splitlines() or ["?"])[-1]
+            print(f"{kind:>7} failed under the limit: {last[:150]}")
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{kind:>7} {r['n']:>7} {r['links']:>7} {r['params']:>7} {r['first']:>11.3f} {r['sec']:>8.3f} "
+              f"{r['arith']:>12.4f} {r['sec'] / r['arith']:>6.1f} {r['rss_peak']:>7.0f}MB", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="100,1000,10000,100000")
     p.add_argument("--backend", default="numpy", choices=["numpy", "torch"])
     p.add_argument("--device", default=None, help="cpu or cuda (torch backend)")
     p.add_argument("--budget", type=float, default=2.0, help="seconds of rounds per measurement")
+    p.add_argument("--models", action="store_true", help="the model-sized rows table instead")
+    p.add_argument("--mem-limit", type=float, default=8.0, help="GB of address space per --models row")
+    p.add_argument("--model-rounds", type=int, default=3)
+    p.add_argument("--model-cell", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.model_cell:
+        print(json.dumps(model_cell(args.model_cell, args.model_rounds)))
+        return
+    if args.models:
+        models_table(args.mem_limit, args.model_rounds)
+        return
     backend = "torch" if args.device == "cuda" else args.backend
     print(f"machine: {platform.processor() or platform.machine()}, backend {backend} {args.device or 'cpu'}")
     print(f"{'devices':>8} {'links/dev':>9} {'program':>10} {'ms/round':>9} {'dev-rounds/s':>14} {'ns/link':>8} {'bare numpy':>14}")

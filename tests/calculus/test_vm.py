@@ -91,6 +91,18 @@ def test_forget_restarts_a_device_from_its_initial_state():
     np.testing.assert_array_equal(trace.last, [4, 1])
 
 
+def test_forget_before_the_first_round_drops_nothing_and_the_run_proceeds():
+    # issue 11: a crash fault at time 0 reaches forget while the VM holds no device arrays yet
+    net = Network.from_edges(3, [(0, 1), (1, 2)])
+    vm = RoundVM(lambda: rep(0, lambda c: c + 1))
+    vm.forget([1, 5])
+    trace = run(lambda: rep(0, lambda c: c + 1), net, rounds=2, vm=vm)
+    np.testing.assert_array_equal(trace.last, [2, 2, 2])
+    vm.forget(np.array([], dtype=np.int64))
+    with pytest.raises(ValueError, match="device ids must be >= 0"):
+        vm.forget([-1])
+
+
 def test_a_forgotten_device_is_not_aligned_with_its_neighbours():
     net = Network.from_edges(2, [(0, 1)])
     trace = run(lambda: nbr(1).count(), net, rounds=2)
