@@ -7,10 +7,9 @@ Prints a table; also times the same gradient as bare numpy array code (the ceili
 parameters of a 784-128-10 MLP (101,770 float32 in four tensors, a pytree), on the torch backend, one thread:
 `regions` -> `collect_mean` -> `broadcast` per round, on 4 cliques of 256 devices (261,120 links) and on a
 sparse random geometric graph (about 6 links per device). "arithmetic" is the least such a round must compute:
-one sum over every device's neighbours as a sparse product (all links) plus one copy of every device's parent's
-row. Each row runs in its own process under an address-space limit (`--mem-limit` GB), so a round that would
+every device's row added into its parent's (`index_add_`) and every parent's row copied back (`index_select`). Each row runs in its own process under an address-space limit (`--mem-limit` GB), so a round that would
 make one model copy per link fails there instead of swapping.
-    python benchmarks/calculus.py --models [--mem-limit 8] [--model-rounds 3]
+    python benchmarks/calculus.py --models [--mem-limit 8] [--model-rounds 3] [--keep-freed]
 """
 from __future__ import annotations
 
@@ -25,7 +24,7 @@ import time
 
 import numpy as np
 
-from fieldlearn import Network, RoundVM, sense
+from fieldlearn import Inbox, Network, RoundVM, sense
 from fieldlearn.calculus.runner import inbox_of
 from fieldlearn.lib import collect, distance_to, elect_leaders
 
@@ -55,18 +54,25 @@ def bare_numpy_gradient(graph, source, rounds: int) -> float:
     return (time.perf_counter() - t0) / rounds
 
 
+def device_inbox(vm: RoundVM, graph, ids: np.ndarray) -> Inbox:
+    """The inbox of `ids` on the VM's backend, telling the VM the number of devices (where it can take it)."""
+    inbox = inbox_of(graph, ids)
+    be = vm.backend
+    fields = dict(indptr=be.index(inbox.indptr), neighbours=be.index(inbox.neighbours),
+                  edge_data={k: be.asarray(v) for k, v in inbox.edge_data.items()})
+    if "n_devices" in getattr(Inbox, "__dataclass_fields__", {}):
+        fields["n_devices"] = graph.n_devices
+    return Inbox(**fields)
+
+
 def time_vm(program, net: Network, rounds: int, backend: str, device: str | None) -> float:
     """Seconds per synchronous round of `program` on `net` (after warm-up rounds)."""
     vm = RoundVM(program, backend=backend, device=device)
     vm.sensors = {k: vm.backend.asarray(v) for k, v in net.sensors.items()}
     ids = np.arange(net.n_devices)
-    inbox = inbox_of(net.graph, ids)
+    inbox = device_inbox(vm, net.graph, ids)
     if vm.backend.name == "torch":
-        be = vm.backend
-        from fieldlearn import Inbox
-
-        inbox = Inbox(be.index(inbox.indptr), be.index(inbox.neighbours), {k: be.asarray(v) for k, v in inbox.edge_data.items()})
-        ids = be.index(ids)
+        ids = vm.backend.index(ids)
     for _ in range(3):
         vm.round(ids, inbox)
     _sync(vm)
@@ -92,18 +98,21 @@ def model_network(kind: str, n: int = 1024) -> tuple[Network, float]:
         size = n // 4
         a, b = np.triu_indices(size, 1)
         edges = np.concatenate([np.column_stack([a, b]) + k * size for k in range(4)])
-        return Network.from_edges(n, edges), 1.5
+        return Network.from_edges(n, edges), 3.0
     return Network.random_geometric(n, mean_degree=6.0, seed=2), 0.3
 
 
-def model_cell(kind: str, rounds: int) -> dict:
+def model_cell(kind: str, rounds: int, keep_freed: bool) -> dict:
     """Seconds per round of regions -> collect_mean -> broadcast of MLP-sized rows, and of the plain arithmetic."""
     import torch
 
-    from fieldlearn import Inbox, run
     from fieldlearn.lib import regions
 
     torch.set_num_threads(1)
+    if keep_freed:
+        from fieldlearn.calculus.backend import keep_freed_memory
+
+        keep_freed_memory()
     net, radius = model_network(kind)
     n = net.n_devices
     gen = torch.Generator().manual_seed(0)
@@ -115,35 +124,44 @@ def model_cell(kind: str, rounds: int) -> dict:
         model = {name: sense(name) for name in MLP_SHAPES}
         return region.broadcast(region.collect_mean(model))
 
+    vm = RoundVM(program, backend="torch")
+    vm.sensors = net.sensors
+    ids = np.arange(n)
+    inbox = device_inbox(vm, net.graph, ids)
     t0 = time.perf_counter()
-    trace = run(program, net, rounds=1, backend="torch")
+    vm.round(ids, inbox)
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    trace = run(program, net, rounds=rounds, backend="torch", vm=trace.vm)
+    for _ in range(rounds):
+        vm.round(ids, inbox)
     sec = (time.perf_counter() - t0) / rounds
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss_fieldlearn, sys_seconds = usage.ru_maxrss / 1024.0, usage.ru_stime
+    del vm
     g = net.graph
     flat = torch.cat([net.sensors[k].reshape(n, -1) for k in MLP_SHAPES], dim=1)
-    adj = torch.sparse_csr_tensor(torch.as_tensor(g.indptr), torch.as_tensor(g.neighbours),
-                                  torch.ones(g.n_links), size=(n, n))
-    parent = torch.as_tensor(g.neighbours[g.indptr[:-1]] if g.n_links else np.arange(n))
+    has = g.degree() > 0  # a spanning forest of the regions' trees: each device's parent is its first neighbour
+    parent = torch.as_tensor(np.where(has, g.neighbours[np.minimum(g.indptr[:-1], max(g.n_links - 1, 0))], np.arange(n)))
     t0 = time.perf_counter()
     for _ in range(rounds):
-        total = adj @ flat
-        copied = flat[parent]
+        total = torch.zeros_like(flat).index_add_(0, parent, flat)  # every device's row into its parent's
+        copied = total.index_select(0, parent)  # and every parent's row back down
     arith = (time.perf_counter() - t0) / rounds
     del total, copied
     return {"kind": kind, "n": n, "links": int(g.n_links), "params": int(flat.shape[1]), "first": first, "sec": sec,
-            "arith": arith, "rss_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+            "arith": arith, "rss_peak": rss_fieldlearn, "model_mb": flat.numel() * 4 / 2**20,
+            "sys": sys_seconds}
 
 
-def models_table(mem_limit_gb: float, rounds: int) -> None:
+def models_table(mem_limit_gb: float, rounds: int, keep_freed: bool) -> None:
     print(f"machine: {platform.processor() or platform.machine()}, load {os.getloadavg()[0]:.2f}, torch cpu, 1 thread, "
-          f"address space limit {mem_limit_gb:g} GB")
+          f"address space limit {mem_limit_gb:g} GB{', keep_freed_memory()' if keep_freed else ''}")
     print(f"{'graph':>7} {'devices':>7} {'links':>7} {'params':>7} {'1st round s':>11} {'s/round':>8} "
-          f"{'arithmetic s':>12} {'ratio':>6} {'RSS peak':>9}")
+          f"{'arithmetic s':>12} {'ratio':>6} {'RSS peak':>9} {'models':>8} {'sys s':>6}")
     for kind in ("clique", "sparse"):
         limit = int(mem_limit_gb * 2**30)
-        out = subprocess.run([sys.executable, __file__, "--model-cell", kind, "--model-rounds", str(rounds)],
+        out = subprocess.run([sys.executable, __file__, "--model-cell", kind, "--model-rounds", str(rounds)]
+                             + (["--keep-freed"] if keep_freed else []),
                              capture_output=True, text=True,
                              preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
         if out.returncode != 0:
@@ -152,7 +170,7 @@ def models_table(mem_limit_gb: float, rounds: int) -> None:
             continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"{kind:>7} {r['n']:>7} {r['links']:>7} {r['params']:>7} {r['first']:>11.3f} {r['sec']:>8.3f} "
-              f"{r['arith']:>12.4f} {r['sec'] / r['arith']:>6.1f} {r['rss_peak']:>7.0f}MB", flush=True)
+              f"{r['arith']:>12.4f} {r['sec'] / r['arith']:>6.1f} {r['rss_peak']:>7.0f}MB {r['model_mb']:>6.0f}MB {r['sys']:>6.1f}", flush=True)
 
 
 def main() -> None:
@@ -164,13 +182,14 @@ def main() -> None:
     p.add_argument("--models", action="store_true", help="the model-sized rows table instead")
     p.add_argument("--mem-limit", type=float, default=8.0, help="GB of address space per --models row")
     p.add_argument("--model-rounds", type=int, default=3)
+    p.add_argument("--keep-freed", action="store_true", help="--models: call keep_freed_memory() first")
     p.add_argument("--model-cell", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.model_cell:
-        print(json.dumps(model_cell(args.model_cell, args.model_rounds)))
+        print(json.dumps(model_cell(args.model_cell, args.model_rounds, args.keep_freed)))
         return
     if args.models:
-        models_table(args.mem_limit, args.model_rounds)
+        models_table(args.mem_limit, args.model_rounds, args.keep_freed)
         return
     backend = "torch" if args.device == "cuda" else args.backend
     print(f"machine: {platform.processor() or platform.machine()}, backend {backend} {args.device or 'cpu'}")

@@ -66,6 +66,8 @@ def align(key: Any) -> Any:
 def mux(cond: Any, a: Any, b: Any) -> Any:
     """Pointwise choice: `a` where `cond` holds, else `b` (both evaluated); works on nested values and neighbour fields."""
     dom = current_vm().domain
+    if type(a) in _LEAVES and type(b) in _LEAVES:
+        return _mux_leaf(dom, cond, a, b)
     a_leaves, a_def = tree_flatten(a)
     b_leaves, b_def = tree_flatten(b)
     if a_def != b_def:
@@ -74,11 +76,17 @@ def mux(cond: Any, a: Any, b: Any) -> Any:
     return tree_unflatten(a_def, out)
 
 
+_LEAVES = frozenset((Field, NbrField, float, int, bool))
+
+
 def _mux_leaf(dom: Any, cond: Any, a: Any, b: Any) -> Any:
     if isinstance(cond, NbrField) or isinstance(a, NbrField) or isinstance(b, NbrField):
         return mux_neighbours(cond, a, b)
-    fields = [v for v in (cond, a, b) if isinstance(v, Field)]
-    target = max((f.domain for f in fields), key=lambda d: d.depth) if fields else dom
+    target = None
+    for v in (cond, a, b):
+        if isinstance(v, Field) and (target is None or v.domain.depth > target.depth):
+            target = v.domain
+    target = dom if target is None else target
     be = target.backend
     c = rows_in(cond, target, "mux's condition")
     x = rows_in(a, target, "mux's first alternative") if isinstance(a, Field) else _const(a, be)

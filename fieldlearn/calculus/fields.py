@@ -22,11 +22,14 @@ CHUNK_BYTES = 32 * 2**20
 class Domain:
     """The devices evaluating one part of the program this round, and how they sit inside the enclosing domain."""
 
-    __slots__ = ("ids", "backend", "parent", "index_in_parent", "depth", "_hood", "_index_cache", "_links_cache")
+    __slots__ = ("ids", "backend", "parent", "index_in_parent", "depth", "ordered", "_hood", "_index_cache",
+                 "_links_cache")
 
-    def __init__(self, ids: Any, backend: Any, parent: "Domain | None" = None, index_in_parent: Any = None, hood: Any = None):
+    def __init__(self, ids: Any, backend: Any, parent: "Domain | None" = None, index_in_parent: Any = None,
+                 hood: Any = None, ordered: bool = False):
         self.ids = ids
         self.backend = backend
+        self.ordered = ordered  # ids are exactly 0, 1, ..., len - 1: device-indexed arrays are read by slicing
         self.parent = parent
         self.index_in_parent = index_in_parent
         self.depth = 0 if parent is None else parent.depth + 1
@@ -55,6 +58,23 @@ class Domain:
         if self._hood is None:
             self._hood = self.parent.hood.restrict(self.index_in_parent, len(self.parent))
         return self._hood
+
+    def take(self, by_device: Any) -> Any:
+        """The rows of a device-indexed array (a store, a sensor) for this domain's devices, as a copy."""
+        if self.ordered:
+            return self.backend.head_copy(by_device, len(self.ids))
+        return self.backend.take(by_device, self.ids)
+
+    def view(self, by_device: Any) -> Any:
+        """The rows of a device-indexed array for this domain's devices, only to be read."""
+        return by_device[: len(self.ids)] if self.ordered else by_device[self.ids]
+
+    def put(self, by_device: Any, rows: Any) -> None:
+        """Write `rows` (or one value) into a device-indexed array at this domain's devices."""
+        if self.ordered:
+            by_device[: len(self.ids)] = rows
+        else:
+            by_device[self.ids] = rows
 
     def on_links(self, rows: Any) -> Any:
         """Every link's copy of its receiving device's row (`rows[hood.rows]`), gathered once per array and round."""
@@ -275,16 +295,25 @@ class NbrField:
     `source=(rows, index)` gives the link values as the pending gather `rows[index]`.
     """
 
-    __slots__ = ("domain", "self_value", "_values", "_source", "mask", "_memo")
+    __slots__ = ("domain", "_self", "_self_of", "_values", "_source", "mask", "_memo")
     __array_priority__ = 200
 
-    def __init__(self, domain: Domain, self_value: Any, values: Any = None, mask: Any = None, source: Any = None):
+    def __init__(self, domain: Domain, self_value: Any, values: Any = None, mask: Any = None, source: Any = None,
+                 self_of: Any = None):
         self.domain = domain
-        self.self_value = self_value
+        self._self = self_value
+        self._self_of = self_of  # a device-indexed array holding the own entries (when self_value is None)
         self._values = values
         self._source = source  # (array of rows, link -> row index): a gather not yet done
         self.mask = mask
         self._memo: dict | None = None
+
+    @property
+    def self_value(self) -> Any:
+        """The device's own value, one row per device."""
+        if self._self is None:
+            self._self = self.domain.take(self._self_of)
+        return self._self
 
     @property
     def values(self) -> Any:
@@ -328,11 +357,12 @@ class NbrField:
         rows = domain.index_in(self.domain)
         links = domain.hood.index_in(self.domain.hood)
         mask = None if self.mask is None else self.mask[links]
+        own = None if self._self is None else self._self[rows]
         lazy = self._large_source()
         if lazy is not None:
             src, idx = lazy
-            return NbrField(domain, self.self_value[rows], mask=mask, source=(src, idx[links]))
-        return NbrField(domain, self.self_value[rows], self.values[links], mask)
+            return NbrField(domain, own, mask=mask, source=(src, idx[links]), self_of=self._self_of)
+        return NbrField(domain, own, self.values[links], mask, self_of=self._self_of)
 
     def _common(self, other: Any) -> tuple["NbrField", Any]:
         """Self and a field or neighbour field over one domain (the deeper of the two)."""
@@ -683,11 +713,19 @@ def _identity(op: str, values: Any, be: Any, strong: bool) -> Any:
 def _with_default(out: Any, default: Any, op: str, links: Any, hood: Hood, be: Any) -> Any:
     """`out` with `default` where a device has no (selected, aligned) link; skipped where that changes nothing (rows
     without links hold the reduction's identity)."""
-    if be.keeps_dtype(out, default) and (_is_identity(default, op, out.dtype)
-                                         or (links is None and not hood.segments.has_empty)):
+    if links is None and not hood.segments.has_empty:
+        if _keeps_dtype(out, default, be):
+            return out
+    elif _keeps_dtype(out, default, be) and _is_identity(default, op, out.dtype):
         return out
     empty = hood.segments.empty if links is None else hood.count(links) == 0
     return be.where(expand_to(empty, out), _trailing(default, out) if not is_torch(out) else _as(out, default), out)
+
+
+def _keeps_dtype(out: Any, default: Any, be: Any) -> bool:
+    if type(default) is float and dtype_kind(out.dtype) == "f":  # the usual case, without asking numpy or torch
+        return True
+    return be.keeps_dtype(out, default)
 
 
 def _is_identity(value: Any, op: str, dtype: Any) -> bool:

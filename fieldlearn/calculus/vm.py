@@ -13,20 +13,21 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .backend import backend_for, expand_to, is_torch
+from .backend import backend_for, expand_to, is_large, is_torch
 from .fields import Domain, Field, FieldError, Hood, NbrField, rows_in
 from .paths import Path, PathStack, format_path
 from .pytree import TreeDef, tree_flatten, tree_unflatten
 
 _NEVER_WRITTEN = -2  # stamp of a path a device never wrote; last_fire is -1 before a device's first round
+_IN_STORE = object()  # "every device's previous value is in the store": large own entries are read from it lazily
 
 
 @dataclass
 class Inbox:
     """Who each firing device hears this round, as CSR rows over the batch, with per-link data such as `distance`.
 
-    `n_devices`, when the caller knows it, promises that every id in `neighbours` is below it (sparing the VM a
-    scan of every link each round); None: the VM finds the largest id itself."""
+    `n_devices`, when the caller knows it, promises that every id in the batch and in `neighbours` is below it
+    (sparing the VM a scan of every link each round); None: the VM finds the largest id itself."""
 
     indptr: Any
     neighbours: Any
@@ -112,6 +113,13 @@ class Visit:
         not reach the path; a callable init runs only if some device needs it."""
         return self.vm._previous_tree(table.get, self.path, self.domain, init, what)
 
+    def previous_neighbours(self, table: dict, init: Any, what: str) -> tuple[list, TreeDef]:
+        """Neighbour fields of every leaf whose own entries are the previous values (`previous`) and whose links are
+        the neighbours' exports (`neighbours`); large own entries are read from the store only if asked for."""
+        vm, dom, path = self.vm, self.domain, self.path
+        own, treedef = vm._previous_tree(table.get, path, dom, init, what, in_store=True)
+        return [vm._neighbours(table.get((path, i)), dom, r) for i, r in enumerate(own)], treedef
+
     def neighbours(self, table: dict, rows: list) -> list[NbrField]:
         """Neighbour fields of every leaf: own entry `rows[i]`, links from the neighbours' exports at this path."""
         vm, dom, path = self.vm, self.domain, self.path
@@ -130,7 +138,7 @@ class Visit:
             staged.append(((path, i), dom, r))
 
     def same_structure(self, a: TreeDef, b: TreeDef, what: str) -> None:
-        if a != b:
+        if a is not b and a != b:
             raise FieldError(f"{what} at {format_path(self.path)} changes the value's structure: {a} became {b}")
 
 
@@ -148,6 +156,7 @@ class RoundVM:
         self.n_devices = 0  # device ids seen so far are below this
         self._capacity = 0  # rows allocated in every store
         self.last_fire = self.backend.full((0,), -1, dtype=np.int64)
+        self._arange = self.backend.arange(0)  # 0, 1, ..., capacity - 1
         self.exports: dict[tuple, _Store] = {}
         self.state: dict[tuple, _Store] = {}
         self.messages: dict[tuple, _Messages] = {}
@@ -168,16 +177,19 @@ class RoundVM:
         be = self.backend
         batch = be.index(batch)
         indptr, neighbours = be.index(inbox.indptr), be.index(inbox.neighbours)
-        if len(indptr) != len(batch) + 1:
-            raise ValueError(f"inbox.indptr has {len(indptr)} entries; a batch of {len(batch)} needs {len(batch) + 1}")
-        top = int(batch.max()) if len(batch) else -1
+        n = len(batch)
+        if len(indptr) != n + 1:
+            raise ValueError(f"inbox.indptr has {len(indptr)} entries; a batch of {n} needs {n + 1}")
         if inbox.n_devices is not None:
-            top = max(top, int(inbox.n_devices) - 1)
-        elif len(neighbours):
-            top = max(top, int(neighbours.max()))
+            top = int(inbox.n_devices) - 1
+        else:
+            top = int(batch.max()) if n else -1
+            if len(neighbours):
+                top = max(top, int(neighbours.max()))
         self._grow(top + 1)
         edge_data = {k: be.asarray(v) for k, v in inbox.edge_data.items()}
-        root = Domain(batch, be, hood=self._root_hood(indptr, neighbours, edge_data))
+        ordered = be.is_prefix_range(batch, self._arange)
+        root = Domain(batch, be, hood=self._root_hood(indptr, neighbours, edge_data), ordered=ordered)
         self._paths = PathStack()
         self._domains = [root]
         self._staged_exports, self._staged_state, self._staged_messages = [], [], []
@@ -190,7 +202,7 @@ class RoundVM:
         finally:
             _active.pop()
             self._domains = []
-        self._commit(batch)
+        self._commit(root)
         return tree_unflatten(treedef, rows)
 
     def forget(self, ids: Any) -> None:
@@ -214,19 +226,21 @@ class RoundVM:
     def sense(self, name: str) -> Field:
         """The local sensor `name` over the current domain."""
         dom = self.domain
-        raw = self._sensor_cache.get(name)
-        if raw is None:
+        cached = self._sensor_cache.get(name)
+        if cached is None:
             if name not in self.sensors:
                 known = ", ".join(sorted(self.sensors)) or "none"
                 raise KeyError(f"no sensor named {name!r} (sensors set: {known})")
             raw = self.sensors[name]
             raw = self.backend.asarray(raw) if not callable(raw) else raw
-            self._sensor_cache[name] = raw
-        if np.ndim(raw) == 0 and not is_torch(raw):
-            return Field(self.backend.full((len(dom),), raw), dom)
-        if is_torch(raw) and raw.dim() == 0:
+            per_device = not (np.ndim(raw) == 0 and not is_torch(raw)) and not (is_torch(raw) and raw.dim() == 0)
+            self._sensor_cache[name] = cached = (raw, per_device)
+        raw, per_device = cached
+        if per_device:
+            return Field(dom.take(raw), dom)
+        if is_torch(raw):
             return Field(raw.expand(len(dom)).clone(), dom)
-        return Field(raw[dom.ids], dom)
+        return Field(self.backend.full((len(dom),), raw), dom)
 
     # -- the constructs (called through fieldlearn.calculus.constructs) ----------------------
     def _visit(self, name: str) -> Visit:
@@ -248,8 +262,8 @@ class RoundVM:
 
     def share(self, init: Any, fn: Callable[[Any], Any]) -> Any:
         with self._visit("share") as v:
-            own, treedef = v.previous(self.exports, init, "share's init")
-            rows, out_def = v.rows(fn(tree_unflatten(treedef, v.neighbours(self.exports, own))), "share's result")
+            n, treedef = v.previous_neighbours(self.exports, init, "share's init")
+            rows, out_def = v.rows(fn(tree_unflatten(treedef, n)), "share's result")
             v.same_structure(treedef, out_def, "share")
             v.export(rows)
             return v.fields(out_def, rows)
@@ -258,12 +272,12 @@ class RoundVM:
         with self._visit("exchange") as v:
             dom = v.domain
             defaults = {key: msg.default for key, msg in self.messages.items() if key[0] == v.path}
-            own_rows, treedef = v.previous(defaults, init, "exchange's init")
+            nfs, treedef = v.previous_neighbours(defaults, init, "exchange's init")
             received = []
-            for i, nf in enumerate(v.neighbours(defaults, own_rows)):
+            for i, nf in enumerate(nfs):
                 msg = self.messages.get((v.path, i))
                 if msg is not None and len(msg.keys):
-                    nf = NbrField(dom, own_rows[i], self._directed(msg, dom, nf.values), nf.mask)
+                    nf = NbrField(dom, nf.self_value, self._directed(msg, dom, nf.values), nf.mask)
                 received.append(nf)
             out = fn(tree_unflatten(treedef, received))
             if not (isinstance(out, tuple) and len(out) == 2):
@@ -337,30 +351,33 @@ class RoundVM:
         """Whether every device's latest round reached the store's path (no stamp needs comparing)."""
         return store.everyone_at >= 0 and store.everyone_at == self._everyone_fired_at
 
-    def _previous(self, store: _Store | None, domain: Domain, init: Callable[[], Any]) -> Any:
-        """Each device's own value from its previous round at this path, or `init()` where that round did not reach it."""
+    def _previous(self, store: _Store | None, domain: Domain, init: Any, what: str, in_store: bool = False) -> Any:
+        """Each device's own value from its previous round at this path, or the `init` leaf's where that round did not
+        reach it (the init's rows are made only then). With `in_store`, large values that every device has are left
+        in the store (`_IN_STORE`)."""
         if store is None:
-            return init()
-        ids = domain.ids
-        be = self.backend
-        prev = be.take(store.values, ids)
-        if self._everyone_has(store):
-            return prev
-        had = store.stamp[ids] == self.last_fire[ids]
-        if bool(had.all()):
-            return prev
-        return be.where(expand_to(had, prev), prev, init())
+            return rows_in(init, domain, what)
+        had = None
+        if store.everyone_at != self._everyone_fired_at or store.everyone_at < 0:  # not _everyone_has: compare stamps
+            had = domain.view(store.stamp) == domain.view(self.last_fire)
+            if bool(had.all()):
+                had = None
+        if had is None:
+            return _IN_STORE if in_store and is_large(store.values) else domain.take(store.values)
+        prev = domain.take(store.values)
+        init_rows = rows_in(init, domain, what, tuple(store.values.shape[1:]))
+        return self.backend.where(expand_to(had, prev), prev, init_rows)
 
-    def _previous_tree(self, store_of: Callable, path: Path, dom: Domain, init: Any, what: str) -> tuple[list, TreeDef]:
+    def _previous_tree(self, store_of: Callable, path: Path, dom: Domain, init: Any, what: str,
+                       in_store: bool = False) -> tuple[list, TreeDef]:
         """Every leaf's previous rows at `path` (or the init's); a callable init runs only if some device needs it."""
-        if callable(init) and not isinstance(init, (Field, NbrField)):
+        if callable(init):
             treedef = self._treedefs.get(path)
             if treedef is not None:
                 stores = [store_of((path, i)) for i in range(treedef.n_leaves)]
-                ids = dom.ids
-                if all(s is not None and (self._everyone_has(s) or bool((s.stamp[ids] == self.last_fire[ids]).all()))
+                if all(s is not None and (self._everyone_has(s) or bool((dom.view(s.stamp) == dom.view(self.last_fire)).all()))
                        for s in stores):
-                    return [self.backend.take(s.values, ids) for s in stores], treedef
+                    return [_IN_STORE if in_store and is_large(s.values) else dom.take(s.values) for s in stores], treedef
             self._paths.push_key("init")  # constructs in the init get their own paths, so that rounds
             try:                          # without the init see the same paths in the construct's function
                 init = init()
@@ -368,12 +385,7 @@ class RoundVM:
                 self._paths.pop()
         leaves, treedef = tree_flatten(init)
         self._treedefs[path] = treedef
-        rows = []
-        for i, leaf in enumerate(leaves):
-            store = store_of((path, i))
-            trailing = tuple(store.values.shape[1:]) if store is not None else None
-            rows.append(self._previous(store, dom, lambda leaf=leaf, trailing=trailing: rows_in(leaf, dom, what, trailing)))
-        return rows, treedef
+        return [self._previous(store_of((path, i)), dom, leaf, what, in_store) for i, leaf in enumerate(leaves)], treedef
 
     def _aligned(self, store: _Store | None, hood: Hood) -> Any:
         """Which inbox links come from a neighbour whose latest export contains the path (None: all of them)."""
@@ -392,8 +404,12 @@ class RoundVM:
         return None if bool(mask.all()) else mask
 
     def _neighbours(self, store: _Store | None, domain: Domain, own: Any) -> NbrField:
-        """The neighbour field of a store's path: the neighbours' latest exports (a pending gather), `own` at self."""
+        """The neighbour field of a store's path: the neighbours' latest exports (a pending gather), `own` at self
+        (`_IN_STORE`: the store's own rows, read when asked for)."""
         hood = domain.hood
+        if own is _IN_STORE:
+            return NbrField(domain, None, mask=self._aligned(store, hood), source=(store.values, hood.neighbours),
+                            self_of=store.values)
         mask = self._aligned(store, hood)
         if store is None or (mask is not None and store.values.shape[1:] != own.shape[1:]):
             return NbrField(domain, own, mask=mask, source=(own, hood.rows))  # no aligned neighbour: placeholders
@@ -433,6 +449,7 @@ class RoundVM:
             for msg in self.messages.values():
                 self._extend_store(msg.default, cap)
             self._capacity = cap
+            self._arange = self.backend.arange(cap)
         self.n_devices = n
 
     def _extend(self, arr: Any, cap: int, fill: Any) -> Any:
@@ -446,16 +463,17 @@ class RoundVM:
         store.everyone_at = -1
 
     # -- commit --------------------------------------------------------------------------
-    def _commit(self, batch: Any) -> None:
+    def _commit(self, root: Domain) -> None:
         clock = self.clock
+        batch = root.ids
         everyone = len(batch) == self.n_devices
         for key, dom, rows in self._staged_exports:
-            self._write(self.exports, key, dom, rows, clock, everyone and dom.parent is None)
+            self._write(self.exports, key, dom, rows, clock, everyone and dom is root)
         for key, dom, rows in self._staged_state:
-            self._write(self.state, key, dom, rows, clock, everyone and dom.parent is None)
+            self._write(self.state, key, dom, rows, clock, everyone and dom is root)
         if self._staged_messages or self.messages:
             self._commit_messages(batch, clock)
-        self.last_fire[batch] = clock
+        root.put(self.last_fire, clock)
         self._everyone_fired_at = clock if everyone else -1
         self.clock = clock + 1
 
@@ -480,8 +498,8 @@ class RoundVM:
             dtype = be.result_type(store.values, rows)
             store.values = be.cast(store.values, dtype)
             rows = be.cast(rows, dtype)
-        store.values[dom.ids] = rows
-        store.stamp[dom.ids] = clock
+        dom.put(store.values, rows)
+        dom.put(store.stamp, clock)
         store.everyone_at = clock if everyone else -1
         return store
 
