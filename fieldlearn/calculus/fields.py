@@ -81,6 +81,8 @@ class Domain:
         hit = self._links_cache.get(id(rows))
         if hit is not None and hit[0] is rows:
             return hit[1]
+        if rows is self.ids and self.ordered:  # the ids 0..n-1 on links are the receiving rows themselves
+            return self.hood.rows
         out = self.backend.take(rows, self.hood.rows)
         self._links_cache[id(rows)] = (rows, out)
         return out
@@ -302,7 +304,8 @@ class NbrField:
                  self_of: Any = None):
         self.domain = domain
         self._self = self_value
-        self._self_of = self_of  # a device-indexed array holding the own entries (when self_value is None)
+        self._self_of = self_of  # when self_value is None: a device-indexed array holding the own entries, or a
+        # function computing them (they are made only if asked for)
         self._values = values
         self._source = source  # (array of rows, link -> row index): a gather not yet done
         self.mask = mask
@@ -312,7 +315,8 @@ class NbrField:
     def self_value(self) -> Any:
         """The device's own value, one row per device."""
         if self._self is None:
-            self._self = self.domain.take(self._self_of)
+            of = self._self_of
+            self._self = of() if callable(of) else self.domain.take(of)
         return self._self
 
     @property
@@ -357,12 +361,12 @@ class NbrField:
         rows = domain.index_in(self.domain)
         links = domain.hood.index_in(self.domain.hood)
         mask = None if self.mask is None else self.mask[links]
-        own = None if self._self is None else self._self[rows]
+        own = None if self._self is None and not callable(self._self_of) else self.self_value[rows]
         lazy = self._large_source()
         if lazy is not None:
             src, idx = lazy
-            return NbrField(domain, own, mask=mask, source=(src, idx[links]), self_of=self._self_of)
-        return NbrField(domain, own, self.values[links], mask, self_of=self._self_of)
+            return NbrField(domain, own, mask=mask, source=(src, idx[links]), self_of=None if own is not None else self._self_of)
+        return NbrField(domain, own, self.values[links], mask, self_of=None if own is not None else self._self_of)
 
     def _common(self, other: Any) -> tuple["NbrField", Any]:
         """Self and a field or neighbour field over one domain (the deeper of the two)."""
@@ -396,13 +400,16 @@ class NbrField:
                 src = op(s_o, lazy[0]) if reflected else op(lazy[0], s_o)
                 own = op(s_o, me.self_value) if reflected else op(me.self_value, s_o)
                 return NbrField(dom, own, mask=mask, source=(src, lazy[1]))
-        s_m, v_m = me.self_value, me.values
-        if isinstance(other, (Field, NbrField)):
-            s_m, s_o = _per_device(s_m, s_o)
+        v_m = me.values
+        if isinstance(other, NbrField):
             v_m, v_o = _per_device(v_m, v_o)
-        if reflected:
-            return NbrField(dom, op(s_o, s_m), op(v_o, v_m), mask)
-        return NbrField(dom, op(s_m, s_o), op(v_m, v_o), mask)
+            own = _lazy_own(op, me, other, reflected)
+        elif isinstance(other, Field):
+            v_m, v_o = _per_device(v_m, v_o)
+            own = _lazy_own(op, me, s_o, reflected)
+        else:
+            own = _lazy_own(op, me, s_o, reflected, constant=True)
+        return NbrField(dom, None, op(v_o, v_m) if reflected else op(v_m, v_o), mask, self_of=own)
 
     def _unary(self, fn: Callable) -> "NbrField":
         lazy = self._large_source()
@@ -620,62 +627,71 @@ def mux_neighbours(cond: Any, a: Any, b: Any) -> NbrField:
     """Pointwise choice over the links and the own entries, where some of `cond`, `a`, `b` is a neighbour field.
 
     Fields count as their receiving device's value on every link, constants as the same value everywhere. Large
-    values stay a pending gather: the choice is made on the gather's indices, over the rows of both sides."""
-    deepest = max((v.domain for v in (cond, a, b) if isinstance(v, (Field, NbrField))), key=lambda d: d.depth)
+    values stay a pending gather: the choice is made on the gather's indices, over the rows of both sides. The own
+    entries are chosen only when asked for."""
+    deepest = None
+    for v in (cond, a, b):
+        if isinstance(v, (Field, NbrField)) and (deepest is None or v.domain.depth > deepest.depth):
+            deepest = v.domain
     be = deepest.backend
-    c, x, y = (_Side.of(v, deepest) for v in (cond, a, b))
+    c, x, y = _Side(cond, deepest), _Side(a, deepest), _Side(b, deepest)
     mask = _and(_and(c.mask, x.mask), y.mask)
-    own = be.where(*trailing_aligned(c.own, x.own, y.own))
+    own = lambda: be.where(*trailing_aligned(c.own(), x.own(), y.own()))  # noqa: E731
     if (x.large or y.large) and x.src is not None and y.src is not None \
             and len(x.src) + len(y.src) <= 2 * deepest.hood.n_links:
-        return NbrField(deepest, own, mask=mask, source=_choose(c.links(deepest), x, y, deepest))
-    return NbrField(deepest, own, be.where(*trailing_aligned(c.links(deepest), x.links(deepest), y.links(deepest))), mask)
+        return NbrField(deepest, None, mask=mask, source=_choose(c.links(), x, y, deepest), self_of=own)
+    links = be.where(*trailing_aligned(c.links(), x.links(), y.links()))
+    return NbrField(deepest, None, links, mask, self_of=own)
 
 
 class _Side:
-    """One argument of a mux over neighbour fields: its own rows, and its link values as rows `src[idx]` where that
-    gather is still pending (`idx` None: every link takes row 0, a constant) or as `dense` values per link."""
+    """One argument of a mux over neighbour fields, seen from its domain: its own rows, and its link values as rows
+    `src[idx]` where that gather is still pending (`idx` None: every link takes row 0, a constant) or per link."""
 
-    __slots__ = ("own", "src", "idx", "dense", "mask", "large")
+    __slots__ = ("dom", "nbr", "rows", "src", "idx", "dense", "mask", "large")
 
-    def __init__(self, own: Any, src: Any, idx: Any, dense: Any, mask: Any):
-        self.own, self.src, self.idx, self.dense, self.mask = own, src, idx, dense, mask
-        self.large = is_large(src if src is not None else dense)
-
-    @staticmethod
-    def of(v: Any, dom: Domain) -> "_Side":
+    def __init__(self, v: Any, dom: Domain):
+        self.dom, self.nbr, self.rows, self.mask = dom, None, None, None
+        self.src = self.idx = self.dense = None
         if isinstance(v, NbrField):
-            n = v.project(dom)
+            n = self.nbr = v.project(dom)
+            self.mask = n.mask
             if n._values is None:
-                return _Side(n.self_value, n._source[0], n._source[1], None, n.mask)
-            return _Side(n.self_value, None, None, n._values, n.mask)
-        if isinstance(v, Field):
-            rows = v.project(dom).values
-            return _Side(rows, rows, dom.hood.rows, None, None)
-        row = dom.backend.constant_row(v)
-        return _Side(row, row, None, row, None)
+                self.src, self.idx = n._source
+            else:
+                self.dense = n._values
+        elif isinstance(v, Field):
+            self.rows = self.src = v.project(dom).values
+            self.idx = dom.hood.rows
+        else:
+            self.rows = self.src = self.dense = dom.backend.constant_row(v)
+        self.large = is_large(self.src if self.src is not None else self.dense)
 
-    def links(self, dom: Domain) -> Any:
+    def own(self) -> Any:
+        return self.nbr.self_value if self.nbr is not None else self.rows
+
+    def links(self) -> Any:
         """The values per link (a constant stays one row, broadcast by `where`)."""
         if self.dense is None:
-            self.dense = dom.on_links(self.src) if self.idx is dom.hood.rows else dom.backend.take(self.src, self.idx)
+            dom = self.dom
+            self.dense = dom.on_links(self.src) if self.nbr is None else self.nbr.values
         return self.dense
 
-    def index(self, dom: Domain) -> Any:
-        return self.idx if self.idx is not None else dom.backend.zeros((dom.hood.n_links,), np.int64)
+    def index(self) -> Any:
+        return self.idx if self.idx is not None else self.dom.backend.zeros((self.dom.hood.n_links,), np.int64)
 
 
 def _choose(cond: Any, x: _Side, y: _Side, dom: Domain) -> tuple:
     """The pending gather that takes, link by link, `x`'s row where `cond` holds and `y`'s elsewhere."""
     be = dom.backend
     if x.src is y.src:
-        return x.src, be.where(cond, x.index(dom), y.index(dom))
+        return x.src, be.where(cond, x.index(), y.index())
     rows = trailing_aligned(x.src, y.src)
     shape = tuple(max(int(p), int(q)) for p, q in zip(rows[0].shape[1:], rows[1].shape[1:]))
     rows = [be.broadcast_rows(r, (len(r),) + shape) for r in rows]
     dtype = be.result_type(*rows)
     src = be.concat([be.cast(r, dtype) for r in rows])
-    return src, be.where(cond, x.index(dom), y.index(dom) + len(x.src))
+    return src, be.where(cond, x.index(), y.index() + len(x.src))
 
 
 # -- helpers -------------------------------------------------------------------------------------------
@@ -689,6 +705,18 @@ def _per_device(a: Any, b: Any) -> tuple[Any, Any]:
     if da < db:
         return a.reshape(tuple(a.shape) + (1,) * (db - da)), b
     return a, b.reshape(tuple(b.shape) + (1,) * (da - db))
+
+
+def _lazy_own(op: Callable, me: NbrField, other: Any, reflected: bool, constant: bool = False) -> Callable:
+    """The own entries of `op(me, other)`, computed when first asked for (reductions without self never ask)."""
+    def own() -> Any:
+        s_m = me.self_value
+        s_o = other if constant else (other.self_value if isinstance(other, NbrField) else other)
+        if not constant:
+            s_m, s_o = _per_device(s_m, s_o)
+        return op(s_o, s_m) if reflected else op(s_m, s_o)
+
+    return own
 
 
 def _and(a: Any, b: Any) -> Any:
