@@ -1,6 +1,6 @@
 """Scaling table: devices x {gradient, S+C, SCR} x {fieldlearn, bare, ratio, peak RSS}, each cell in its own process.
 
-    python benchmarks/scaling.py [--sizes 100,1000,10000,100000,1000000] [--budget 2.0] [--repeats 3]
+    python benchmarks/scaling.py [--sizes 100,1000,10000,100000,1000000] [--budget 2.0] [--repeats 3] [--keep-freed]
 
 Random geometric graphs of mean degree about 8 (seed 1), synchronous rounds, numpy backend, one core.
 - gradient: `fieldlearn.lib.distance_to` (share-based Bellman-Ford);
@@ -10,6 +10,7 @@ Random geometric graphs of mean degree about 8 (seed 1), synchronous rounds, num
 "bare" is one Bellman-Ford round hand-written in numpy on the same graph (gather, add, `minimum.reduceat`,
 `where`), timed in the same process, interleaved with the fieldlearn rounds; "ratio" is fieldlearn's device-rounds
 per second over bare's (1.0: as fast as bare array code). Each time is the best of `--repeats` blocks.
+`--keep-freed` makes glibc keep freed blocks for reuse (`keep_freed_memory()`), for both sides.
 "RSS graph" is the process's peak resident memory after building the network, "RSS peak" after the runs.
 "fixed" is the intercept of a line through the round times at the two smallest sizes (the cost of a round
 that does not grow with the devices).
@@ -63,10 +64,14 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def cell(n: int, name: str, budget: float, repeats: int) -> dict:
+def cell(n: int, name: str, budget: float, repeats: int, keep_freed: bool) -> dict:
     """Seconds per round of `name` and of bare Bellman-Ford on one graph, interleaved; peak RSS."""
     from fieldlearn import Inbox, Network, RoundVM
 
+    if keep_freed:  # process-wide: bare rounds get the same allocator policy
+        from fieldlearn.calculus.backend import keep_freed_memory
+
+        keep_freed_memory()
     net = Network.random_geometric(n, mean_degree=8.0, seed=1)
     source = net.ids == 0
     g = net.graph
@@ -106,20 +111,24 @@ def main() -> None:
     p.add_argument("--programs", default=",".join(PROGRAMS))
     p.add_argument("--budget", type=float, default=2.0, help="seconds of fieldlearn rounds per cell")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--keep-freed", action="store_true",
+                   help="call fieldlearn.calculus.backend.keep_freed_memory() in every cell (bare rounds included)")
     p.add_argument("--cell", default=None, help=argparse.SUPPRESS)  # N:PROGRAM, run in a child process
     args = p.parse_args()
     if args.cell:
         n, name = args.cell.split(":", 1)
-        print(json.dumps(cell(int(n), name, args.budget, args.repeats)))
+        print(json.dumps(cell(int(n), name, args.budget, args.repeats, args.keep_freed)))
         return
-    print(f"machine: {platform.processor() or platform.machine()}, load {os.getloadavg()[0]:.2f}, numpy backend, 1 core")
+    print(f"machine: {platform.processor() or platform.machine()}, load {os.getloadavg()[0]:.2f}, numpy backend, 1 core"
+          f"{', keep_freed_memory()' if args.keep_freed else ', default allocator'}")
     print(f"{'devices':>8} {'links/dev':>9} {'program':>9} {'ms/round':>9} {'dev-rounds/s':>13} {'bare ms':>8} "
           f"{'bare dev-r/s':>13} {'ratio':>6} {'RSS graph':>9} {'RSS peak':>9}")
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
         for name in args.programs.split(","):
             out = subprocess.run([sys.executable, __file__, "--cell", f"{n}:{name}", "--budget", str(args.budget),
-                                  "--repeats", str(args.repeats)], capture_output=True, text=True)
+                                  "--repeats", str(args.repeats)] + (["--keep-freed"] if args.keep_freed else []),
+                                 capture_output=True, text=True)
             if out.returncode != 0:
                 print(f"{n:>8} {'':>9} {name:>9} failed: {out.stderr.strip().splitlines()[-1:]}")
                 continue

@@ -91,8 +91,10 @@ def _mux_leaf(dom: Any, cond: Any, a: Any, b: Any) -> Any:
     c = rows_in(cond, target, "mux's condition")
     x = rows_in(a, target, "mux's first alternative") if isinstance(a, Field) else _const(a, be)
     y = rows_in(b, target, "mux's second alternative") if isinstance(b, Field) else _const(b, be)
-    like = x if hasattr(x, "ndim") and x.ndim else (y if hasattr(y, "ndim") else c)
-    return Field(be.where(expand_to(c, like), x, y), target)
+    like = x if getattr(x, "ndim", 0) else (y if hasattr(y, "ndim") else c)
+    if like.ndim > c.ndim:
+        c = expand_to(c, like)
+    return Field(be.where(c, x, y), target)
 
 
 def _const(v: Any, be: Any) -> Any:

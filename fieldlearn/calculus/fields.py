@@ -34,22 +34,24 @@ class Domain:
         self.index_in_parent = index_in_parent
         self.depth = 0 if parent is None else parent.depth + 1
         self._hood = hood
-        self._index_cache: dict[int, Any] = {}
-        self._links_cache: dict[int, tuple] = {}
+        self._index_cache: dict[int, Any] | None = None
+        self._links_cache: dict[int, tuple] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def index_in(self, ancestor: "Domain") -> Any:
         """Positions of this domain's devices inside `ancestor` (a domain this one was carved from)."""
-        key = id(ancestor)
-        cached = self._index_cache.get(key)
-        if cached is not None:
-            return cached
+        if self.parent is ancestor:
+            return self.index_in_parent
         if self.parent is None:
             raise FieldError("a field from another round or another branch was used here")
-        idx = self.index_in_parent if self.parent is ancestor else self.parent.index_in(ancestor)[self.index_in_parent]
-        self._index_cache[key] = idx
+        if self._index_cache is None:
+            self._index_cache = {}
+        key = id(ancestor)
+        idx = self._index_cache.get(key)
+        if idx is None:
+            idx = self._index_cache[key] = self.parent.index_in(ancestor)[self.index_in_parent]
         return idx
 
     @property
@@ -78,13 +80,16 @@ class Domain:
 
     def on_links(self, rows: Any) -> Any:
         """Every link's copy of its receiving device's row (`rows[hood.rows]`), gathered once per array and round."""
-        hit = self._links_cache.get(id(rows))
-        if hit is not None and hit[0] is rows:
-            return hit[1]
         if rows is self.ids and self.ordered:  # the ids 0..n-1 on links are the receiving rows themselves
             return self.hood.rows
+        cache = self._links_cache
+        if cache is None:
+            cache = self._links_cache = {}
+        hit = cache.get(id(rows))
+        if hit is not None and hit[0] is rows:
+            return hit[1]
         out = self.backend.take(rows, self.hood.rows)
-        self._links_cache[id(rows)] = (rows, out)
+        cache[id(rows)] = (rows, out)
         return out
 
     def constant_rows(self, value: Any, trailing: tuple | None = None) -> Any:
@@ -222,13 +227,18 @@ class Field:
         return self.values, other, self.domain
 
     def _binary(self, other: Any, op: Callable, reflected: bool = False) -> Any:
-        if isinstance(other, NbrField):
-            return other._binary(self, op, not reflected)
-        a, b, dom = self._with(other)
         if isinstance(other, Field):
-            a, b = _per_device(a, b)
+            if other.domain is self.domain:
+                a, b, dom = self.values, other.values, self.domain
+            else:
+                a, b, dom = self._with(other)
+            if a.ndim != b.ndim:
+                a, b = _per_device(a, b)
+        elif isinstance(other, NbrField):
+            return other._binary(self, op, not reflected)
         else:
-            b = _trailing(b, a)
+            a, dom = self.values, self.domain
+            b = _trailing(other, a)
         return Field(op(b, a) if reflected else op(a, b), dom)
 
     # -- Python protocol -------------------------------------------------------------------
@@ -282,6 +292,8 @@ class Field:
 
 def _trailing(constant: Any, values: Any) -> Any:
     """A constant next to per-device values: numpy constants go to the values' backend."""
+    if type(constant) is float or type(constant) is int:
+        return constant
     if is_torch(values) and isinstance(constant, np.ndarray):
         import torch
 
