@@ -440,8 +440,9 @@ class NbrField:
         if isinstance(sel, Field):  # pragma: no cover - _common keeps neighbour fields
             raise FieldError("where= takes a boolean neighbour field")
         sel_values = sel.values
-        if sel.kind != "b":
-            raise FieldError(f"where= needs booleans, got values of dtype {sel_values.dtype}")
+        if sel.kind != "b" or sel_values.ndim != 1:
+            raise FieldError(f"where= needs one boolean per neighbour, got values of dtype {sel_values.dtype} "
+                             f"and shape {tuple(sel_values.shape[1:])} per neighbour")
         return me, _and(_and(me.mask, sel.mask), sel_values)
 
     def _reduced(self, op: str, links: Any, strong: bool) -> Any:
