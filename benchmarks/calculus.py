@@ -182,7 +182,7 @@ def main() -> None:
     p.add_argument("--models", action="store_true", help="the model-sized rows table instead")
     p.add_argument("--mem-limit", type=float, default=8.0, help="GB of address space per --models row")
     p.add_argument("--model-rounds", type=int, default=3)
-    p.add_argument("--keep-freed", action="store_true", help="--models: call keep_freed_memory() first")
+    p.add_argument("--keep-freed", action="store_true", help="call keep_freed_memory() first (glibc keeps freed blocks)")
     p.add_argument("--model-cell", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.model_cell:
@@ -191,8 +191,13 @@ def main() -> None:
     if args.models:
         models_table(args.mem_limit, args.model_rounds, args.keep_freed)
         return
+    if args.keep_freed:
+        from fieldlearn.calculus.backend import keep_freed_memory
+
+        keep_freed_memory()
     backend = "torch" if args.device == "cuda" else args.backend
-    print(f"machine: {platform.processor() or platform.machine()}, backend {backend} {args.device or 'cpu'}")
+    print(f"machine: {platform.processor() or platform.machine()}, backend {backend} {args.device or 'cpu'}, "
+          f"load {os.getloadavg()[0]:.2f}{', keep_freed_memory()' if args.keep_freed else ''}")
     print(f"{'devices':>8} {'links/dev':>9} {'program':>10} {'ms/round':>9} {'dev-rounds/s':>14} {'ns/link':>8} {'bare numpy':>14}")
     for n in (int(s) for s in args.sizes.split(",")):
         net = Network.random_geometric(n, mean_degree=8.0, seed=1)

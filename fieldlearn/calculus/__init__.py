@@ -21,6 +21,7 @@ from .constructs import (
     share,
     uid,
 )
+from .backend import keep_freed_memory
 from .fields import Domain, Field, FieldError, NbrField
 from .network import Graph, Network, graph_from_edges, knn_graph, radius_graph
 from .paths import AlignmentError
@@ -30,7 +31,7 @@ from .vm import Inbox, RoundVM
 
 __all__ = [
     "AlignmentError", "Domain", "Field", "FieldError", "Graph", "Inbox", "NbrField", "Network", "RoundVM", "Trace",
-    "aggregate", "align", "branch", "clock", "constant", "distances", "exchange", "graph_from_edges", "local", "knn_graph", "maximum",
+    "aggregate", "align", "branch", "clock", "constant", "distances", "exchange", "graph_from_edges", "keep_freed_memory", "local", "knn_graph", "maximum",
     "mid", "minimum", "mux", "nbr", "nbr_ids", "nbr_sense", "radius_graph", "register_pytree_node", "rep", "resource", "run",
     "sense", "share", "tree_flatten", "tree_map", "tree_unflatten", "uid",
 ]
