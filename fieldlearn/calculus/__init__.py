@@ -22,6 +22,7 @@ from .constructs import (
     share,
     uid,
 )
+from .backend import keep_freed_memory
 from .fields import Domain, Field, FieldError, NbrField
 from .network import Graph, Network, graph_from_edges, knn_graph, radius_graph
 from .paths import AlignmentError
@@ -31,9 +32,11 @@ from .runner import Trace, run
 from .vm import Inbox, RoundVM
 
 __all__ = [
-    "AlignmentError", "Domain", "Field", "FieldError", "Graph", "Inbox", "NbrField", "Network", "ParameterError", "Program", "RoundVM",
-    "Trace",
-    "aggregate", "align", "branch", "clock", "constant", "distances", "evolving", "exchange", "graph_from_edges", "local", "knn_graph", "maximum",
-    "mid", "minimum", "mux", "nbr", "nbr_ids", "nbr_sense", "program", "radius_graph", "register_pytree_node", "rep", "resource", "run",
+    "AlignmentError", "Domain", "Field", "FieldError", "Graph", "Inbox", "NbrField", "Network", "ParameterError", "Program",
+    "RoundVM", "Trace",
+    "aggregate", "align", "branch", "clock", "constant", "distances", "evolving", "exchange", "graph_from_edges",
+    "keep_freed_memory", "local", "knn_graph", "maximum",
+    "mid", "minimum", "mux", "nbr", "nbr_ids", "nbr_sense", "program", "radius_graph", "register_pytree_node", "rep",
+    "resource", "run",
     "sense", "share", "tree_flatten", "tree_map", "tree_unflatten", "uid",
 ]

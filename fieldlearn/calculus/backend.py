@@ -1,4 +1,8 @@
-"""Array backends: the few array operations the VM needs, for numpy arrays and (lazily imported) torch tensors."""
+"""Array backends: the few array operations the VM needs, for numpy arrays and (lazily imported) torch tensors.
+
+Everything the calculus knows about arrays lives here: dtype kinds, the neutral element of each reduction, which
+per-device values are large enough for sparse products, segment reductions over CSR rows and the products.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -6,6 +10,33 @@ from typing import Any
 import numpy as np
 
 _REDUCERS = {"sum": np.add, "min": np.minimum, "max": np.maximum, "any": np.logical_or, "all": np.logical_and}
+
+#: Most bytes of result rows torch's sparse product computes at once (it allocates them twice).
+PRODUCT_BLOCK_BYTES = 64 * 2**20
+
+#: Elements per device from which a float value counts as large (a model, an embedding): reductions over
+#: neighbours then run as sparse products over device rows, and per-link copies of it are avoided.
+LARGE_ELEMENTS = 64
+
+
+def is_torch(x: Any) -> bool:
+    """Whether `x` is a torch tensor (checked without importing torch)."""
+    return type(x).__module__ == "torch" and type(x).__name__ in ("Tensor", "Parameter")
+
+
+def _is_torch_dtype(dtype: Any) -> bool:
+    return type(dtype).__module__ == "torch"
+
+
+def dtype_kind(dtype: Any) -> str:
+    """The numpy kind letter ('f', 'c', 'i', 'u', 'b') of a numpy or torch dtype."""
+    if _is_torch_dtype(dtype):
+        if dtype.is_floating_point:
+            return "f"
+        if dtype.is_complex:
+            return "c"
+        return "b" if str(dtype) == "torch.bool" else "i"
+    return np.dtype(dtype).kind
 
 
 def identity_of(op: str, dtype: Any) -> Any:
@@ -16,34 +47,70 @@ def identity_of(op: str, dtype: Any) -> Any:
         return False
     if op == "all":
         return True
-    kind = np.dtype(dtype).kind if not _is_torch_dtype(dtype) else _torch_kind(dtype)
+    kind = dtype_kind(dtype)
     if kind == "f":
         return np.inf if op == "min" else -np.inf
     if kind == "b":
         return op == "min"
-    info = np.iinfo(np.dtype(dtype)) if kind in "iu" and not _is_torch_dtype(dtype) else _torch_iinfo(dtype)
+    if _is_torch_dtype(dtype):
+        import torch
+
+        info = torch.iinfo(dtype)
+    else:
+        info = np.iinfo(np.dtype(dtype))
     return info.max if op == "min" else info.min
 
 
-def _is_torch_dtype(dtype: Any) -> bool:
-    return type(dtype).__module__ == "torch"
+def row_size(values: Any) -> int:
+    """Elements per device (per row) of an array with one leading row per device."""
+    size = 1
+    for s in tuple(values.shape[1:]):
+        size *= int(s)
+    return size
 
 
-def _torch_kind(dtype: Any) -> str:
-    if dtype.is_floating_point:
-        return "f"
-    return "b" if str(dtype) == "torch.bool" else "i"
+def is_large(values: Any) -> bool:
+    """Whether each row is a sizeable float array (e.g. model parameters): summed over neighbours as a sparse
+    product over device rows, and never copied once per link."""
+    return values.ndim > 1 and dtype_kind(values.dtype) == "f" and row_size(values) >= LARGE_ELEMENTS
 
 
-def _torch_iinfo(dtype: Any) -> Any:
-    import torch
+def expand_to(per_row: Any, like: Any) -> Any:
+    """A per-row array (mask, count, weight) reshaped to broadcast over `like`'s trailing axes."""
+    extra = like.ndim - per_row.ndim
+    return per_row if extra <= 0 else per_row.reshape(tuple(per_row.shape) + (1,) * extra)
 
-    return torch.iinfo(dtype)
+
+def trailing_aligned(*rows: Any) -> list:
+    """Per-row arrays with trailing axes of length 1 added where they have fewer axes than the others, so that a
+    per-device number broadcasts over every element of a per-device vector."""
+    depth = max(r.ndim for r in rows)
+    return [r.reshape(tuple(r.shape) + (1,) * (depth - r.ndim)) if r.ndim < depth else r for r in rows]
 
 
-def is_torch(x: Any) -> bool:
-    """Whether `x` is a torch tensor (checked without importing torch)."""
-    return type(x).__module__ == "torch" and type(x).__name__ in ("Tensor", "Parameter")
+class Segments:
+    """The rows of a CSR (one per device, one entry per link) in the form segment reductions need, built once."""
+
+    __slots__ = ("indptr", "rows", "n_rows", "has_empty", "empty", "starts", "nonempty")
+
+    def __init__(self, indptr: Any, rows: Any, has_empty: bool, empty: Any, starts: Any, nonempty: Any):
+        self.indptr, self.rows, self.n_rows = indptr, rows, len(indptr) - 1
+        self.has_empty, self.empty, self.starts, self.nonempty = has_empty, empty, starts, nonempty
+
+
+_AS_INTEGERS = {np.dtype(np.float64): (np.uint64, np.int64, np.float64(np.inf).view(np.uint64)),
+                np.dtype(np.float32): (np.uint32, np.int32, np.float32(np.inf).view(np.uint32))}
+
+
+def _reduceat(ufunc: Any, op: str, values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """`ufunc.reduceat` over the rows starting at `starts`. The min or max of floats that are all >= +0.0 and <= +inf
+    (no NaN, no negative, no -0.0) is taken on their bits as integers, which order the same way and reduce about
+    twice as fast (no NaN handling); the result is bit for bit the same element."""
+    if op in ("min", "max") and len(values) >= 4096 and values.dtype in _AS_INTEGERS:  # below: the check costs more
+        unsigned, signed, inf_bits = _AS_INTEGERS[values.dtype]
+        if bool((values.view(unsigned) <= inf_bits).all()):
+            return ufunc.reduceat(values.view(signed), starts, axis=0).view(values.dtype)
+    return ufunc.reduceat(values, starts, axis=0)
 
 
 class NumpyBackend:
@@ -76,19 +143,45 @@ class NumpyBackend:
 
     def broadcast_scalar(self, value: Any, n: int) -> np.ndarray:
         arr = np.asarray(value)
+        if arr.ndim == 0:
+            return np.full(n, arr, dtype=arr.dtype)
         return np.broadcast_to(arr, (n,) + arr.shape).copy()
+
+    def constant_row(self, value: Any) -> np.ndarray:
+        """`value` as one row (shape `(1, ...)`) with the dtype `broadcast_scalar` would give it."""
+        return np.asarray(value)[None]
+
+    def broadcast_rows(self, rows: np.ndarray, shape: tuple) -> np.ndarray:
+        return np.broadcast_to(rows, shape)
 
     def result_type(self, *arrays: Any) -> Any:
         return np.result_type(*arrays)
 
+    def keeps_dtype(self, x: np.ndarray, value: Any) -> bool:
+        """Whether `where(cond, value, x)` keeps `x`'s dtype."""
+        try:
+            return np.result_type(x.dtype, value) == x.dtype
+        except (TypeError, OverflowError, ValueError):
+            return False
+
     def cast(self, x: np.ndarray, dtype: Any) -> np.ndarray:
         return x.astype(dtype, copy=False)
 
-    def copy(self, x: np.ndarray) -> np.ndarray:
-        return np.array(x, copy=True)
-
     def where(self, cond: Any, a: Any, b: Any) -> np.ndarray:
         return np.where(cond, a, b)
+
+    def take(self, src: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Rows `idx` of `src` (a gather)."""
+        return src[idx] if src.ndim > 1 else np.take(src, idx)
+
+    def head_copy(self, src: np.ndarray, n: int) -> np.ndarray:
+        """A copy of the first `n` rows (what gathering the ids 0..n-1 gives)."""
+        return src[:n].copy()
+
+    def is_prefix_range(self, ids: np.ndarray, upto: np.ndarray) -> bool:
+        """Whether `ids` is exactly 0, 1, ..., len(ids) - 1 (`upto`: an arange at least that long)."""
+        n = len(ids)
+        return n == 0 or (ids[0] == 0 and ids[n - 1] == n - 1 and bool((ids == upto[:n]).all()))
 
     def rows_of(self, indptr: np.ndarray) -> np.ndarray:
         return np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
@@ -107,29 +200,32 @@ class NumpyBackend:
     def searchsorted(self, sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
         return np.searchsorted(sorted_keys, keys)
 
-    def segment_reduce(self, op: str, values: np.ndarray, indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def segments(self, indptr: np.ndarray, rows: np.ndarray | None = None) -> Segments:
+        """`indptr`'s rows prepared for `segment_reduce` and `count` (rows: the receiving row of every link)."""
+        empty = indptr[1:] == indptr[:-1]
+        has_empty = bool(empty.any())
+        starts = indptr[:-1][~empty] if has_empty else indptr[:-1]
+        return Segments(indptr, rows, has_empty, empty, starts, ~empty if has_empty else None)
+
+    def segment_reduce(self, op: str, values: np.ndarray, seg: Segments) -> np.ndarray:
         """Reduce `values` (one entry per link) within each row of a CSR; empty rows get the identity."""
-        n_rows = len(indptr) - 1
+        n_rows = seg.n_rows
         ufunc = _REDUCERS[op]
         if op in ("any", "all"):
             values = values.astype(bool, copy=False)
         if len(values) == 0:
             return np.full((n_rows,) + values.shape[1:], identity_of(op, values.dtype), dtype=values.dtype)
-        empty = indptr[1:] == indptr[:-1]
-        if not empty.any():
-            return ufunc.reduceat(values, indptr[:-1], axis=0)
+        if not seg.has_empty:
+            return _reduceat(ufunc, op, values, seg.starts)
         # reduceat needs strictly increasing starts: reduce the non-empty rows, give the others the identity
         out = np.full((n_rows,) + values.shape[1:], identity_of(op, values.dtype), dtype=values.dtype)
-        out[~empty] = ufunc.reduceat(values, indptr[:-1][~empty], axis=0)
+        out[seg.nonempty] = _reduceat(ufunc, op, values, seg.starts)
         return out
 
-    def count(self, mask: np.ndarray | None, indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def count(self, mask: np.ndarray | None, seg: Segments) -> np.ndarray:
         if mask is None:
-            return np.diff(indptr)
-        return np.bincount(rows[mask], minlength=len(indptr) - 1)
-
-    def scatter_rows(self, out: np.ndarray, idx: np.ndarray, values: np.ndarray) -> None:
-        out[idx] = values
+            return np.diff(seg.indptr)
+        return np.bincount(seg.rows[mask], minlength=seg.n_rows)
 
     def sparse_rows_times(self, indptr: np.ndarray, cols: np.ndarray, weights: np.ndarray, n_cols: int, dense: np.ndarray) -> np.ndarray:
         """(sparse matrix with one row per CSR row) @ dense rows: weighted sums of large per-device values."""
@@ -201,17 +297,29 @@ class TorchBackend:
         t = self.asarray(value)
         return t.expand((n,) + tuple(t.shape)).clone()
 
+    def constant_row(self, value: Any) -> Any:
+        """`value` as one row (shape `(1, ...)`) with the dtype `broadcast_scalar` would give it."""
+        return self.asarray(value)[None]
+
+    def broadcast_rows(self, rows: Any, shape: tuple) -> Any:
+        return rows.expand(shape)
+
     def result_type(self, *arrays: Any) -> Any:
         out = arrays[0].dtype
         for a in arrays[1:]:
             out = self.torch.promote_types(out, a.dtype)
         return out
 
+    def keeps_dtype(self, x: Any, value: Any) -> bool:
+        """Whether a default `value` put beside `x` keeps `x`'s dtype (it converts to it without overflow)."""
+        try:
+            self.torch.as_tensor(value, dtype=x.dtype, device=x.device)
+        except (RuntimeError, TypeError, OverflowError):
+            return False
+        return True
+
     def cast(self, x: Any, dtype: Any) -> Any:
         return x.to(dtype)
-
-    def copy(self, x: Any) -> Any:
-        return x.clone()
 
     def where(self, cond: Any, a: Any, b: Any) -> Any:
         torch = self.torch
@@ -223,6 +331,19 @@ class TorchBackend:
             t = torch.promote_types(a.dtype, b.dtype)
             a, b = a.to(t), b.to(t)
         return torch.where(cond, a, b)
+
+    def take(self, src: Any, idx: Any) -> Any:
+        """Rows `idx` of `src` (a gather)."""
+        return src.index_select(0, idx)
+
+    def head_copy(self, src: Any, n: int) -> Any:
+        """A copy of the first `n` rows (what gathering the ids 0..n-1 gives)."""
+        return src[:n].clone()
+
+    def is_prefix_range(self, ids: Any, upto: Any) -> bool:
+        """Whether `ids` is exactly 0, 1, ..., len(ids) - 1 (`upto`: an arange at least that long)."""
+        n = len(ids)
+        return n == 0 or (int(ids[0]) == 0 and int(ids[n - 1]) == n - 1 and bool(self.torch.equal(ids, upto[:n])))
 
     def rows_of(self, indptr: Any) -> Any:
         torch = self.torch
@@ -243,38 +364,74 @@ class TorchBackend:
     def searchsorted(self, sorted_keys: Any, keys: Any) -> Any:
         return self.torch.searchsorted(sorted_keys, keys)
 
-    def segment_reduce(self, op: str, values: Any, indptr: Any, rows: Any) -> Any:
+    def segments(self, indptr: Any, rows: Any | None = None) -> Segments:
+        """`indptr`'s rows prepared for `segment_reduce` and `count` (rows: the receiving row of every link)."""
+        empty = indptr[1:] == indptr[:-1]
+        return Segments(indptr, rows if rows is not None else self.rows_of(indptr), bool(empty.any()), empty, None, None)
+
+    def segment_reduce(self, op: str, values: Any, seg: Segments) -> Any:
         """Reduce `values` (one entry per link) within each row of a CSR; empty rows get the identity."""
         torch = self.torch
-        n_rows = len(indptr) - 1
+        n_rows = seg.n_rows
         if op in ("any", "all"):
             values = values.to(torch.bool)
             as_int = values.to(torch.uint8)
-            red = self.segment_reduce("max" if op == "any" else "min", as_int, indptr, rows)
-            empty = (indptr[1:] == indptr[:-1]).view((-1,) + (1,) * (red.dim() - 1))
+            red = self.segment_reduce("max" if op == "any" else "min", as_int, seg)
+            empty = seg.empty.view((-1,) + (1,) * (red.dim() - 1))
             return torch.where(empty, torch.tensor(op == "all", device=self.device), red.to(torch.bool))
         ident = identity_of(op, values.dtype)
         out = torch.full((n_rows,) + tuple(values.shape[1:]), ident, dtype=values.dtype, device=self.device)
         if len(values) == 0:
             return out
-        idx = rows.view((-1,) + (1,) * (values.dim() - 1)).expand_as(values)
+        idx = seg.rows.view((-1,) + (1,) * (values.dim() - 1)).expand_as(values)
         reduce = {"sum": "sum", "min": "amin", "max": "amax"}[op]
         return out.scatter_reduce(0, idx, values, reduce=reduce, include_self=True)
 
-    def count(self, mask: Any, indptr: Any, rows: Any) -> Any:
+    def count(self, mask: Any, seg: Segments) -> Any:
         if mask is None:
-            return self.torch.diff(indptr)
-        return self.torch.bincount(rows[mask], minlength=len(indptr) - 1)
-
-    def scatter_rows(self, out: Any, idx: Any, values: Any) -> None:
-        out[idx] = values
+            return self.torch.diff(seg.indptr)
+        return self.torch.bincount(seg.rows[mask], minlength=seg.n_rows)
 
     def sparse_rows_times(self, indptr: Any, cols: Any, weights: Any, n_cols: int, dense: Any) -> Any:
-        """(sparse matrix with one row per CSR row) @ dense rows: weighted sums of large per-device values."""
+        """(sparse matrix with one row per CSR row) @ dense rows: weighted sums of large per-device values.
+
+        Computed in blocks of rows written into the result, because torch's product allocates its whole result twice;
+        every row is the same sum either way."""
         torch = self.torch
         flat = dense.reshape(dense.shape[0], -1)
-        mat = torch.sparse_csr_tensor(indptr, cols, weights.to(flat.dtype), size=(len(indptr) - 1, n_cols))
-        return (mat @ flat).reshape((len(indptr) - 1,) + tuple(dense.shape[1:]))
+        weights = weights.to(flat.dtype)
+        n_rows = len(indptr) - 1
+        block = max(1, PRODUCT_BLOCK_BYTES // max(1, flat.shape[1] * flat.element_size()))
+        if n_rows <= block:
+            mat = torch.sparse_csr_tensor(indptr, cols, weights, size=(n_rows, n_cols))
+            return (mat @ flat).reshape((n_rows,) + tuple(dense.shape[1:]))
+        out = torch.empty((n_rows, flat.shape[1]), dtype=flat.dtype, device=flat.device)
+        bounds = indptr.tolist() if indptr.device.type == "cpu" else indptr.cpu().tolist()
+        for r0 in range(0, n_rows, block):
+            r1 = min(n_rows, r0 + block)
+            a, b = bounds[r0], bounds[r1]
+            mat = torch.sparse_csr_tensor(indptr[r0:r1 + 1] - a, cols[a:b], weights[a:b], size=(r1 - r0, n_cols))
+            out[r0:r1] = mat @ flat
+        return out.reshape((n_rows,) + tuple(dense.shape[1:]))
+
+
+def keep_freed_memory(threshold: int = 2**30) -> bool:
+    """Ask glibc to keep freed blocks below `threshold` bytes for reuse instead of returning them to the system.
+
+    Every round allocates and frees arrays the size of all devices' values (models: hundreds of MB); by default
+    glibc maps each such block afresh and the kernel zeroes its pages, which can cost more system time than the
+    arithmetic. A process-wide setting, so runners (simulator, benchmarks) call it, not the calculus; returns
+    whether it took effect (False where the C library is not glibc)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, int(threshold))) and bool(mallopt(m_trim_threshold, min(2 * int(threshold), 2**31 - 1)))
 
 
 def backend_for(name: str | None = None, device: Any = None) -> NumpyBackend | TorchBackend:

@@ -4,12 +4,10 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, TypeVar
 
-import numpy as np
-
-from .backend import is_torch
-from .fields import Field, NbrField
+from .backend import expand_to, is_torch
+from .fields import Field, NbrField, mux_neighbours, rows_in
 from .pytree import tree_flatten, tree_unflatten
-from .vm import _active, current_vm
+from .vm import active_vm, current_vm
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -20,9 +18,10 @@ def aggregate(fn: F) -> F:
 
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
-        if not _active:
+        vm = active_vm()
+        if vm is None:
             return fn(*args, **kwargs)
-        return _active[-1].call(name, fn, args, kwargs)
+        return vm.call(name, fn, args, kwargs)
 
     return call  # type: ignore[return-value]
 
@@ -83,68 +82,42 @@ def align(key: Any) -> Any:
 
 def mux(cond: Any, a: Any, b: Any) -> Any:
     """Pointwise choice: `a` where `cond` holds, else `b` (both evaluated); works on nested values and neighbour fields."""
-    vm = current_vm()
-    dom = vm.domain
+    dom = current_vm().domain
+    if type(a) in _LEAVES and type(b) in _LEAVES:
+        return _mux_leaf(dom, cond, a, b)
     a_leaves, a_def = tree_flatten(a)
     b_leaves, b_def = tree_flatten(b)
     if a_def != b_def:
         raise TypeError(f"mux's alternatives have different structures: {a_def} and {b_def}")
-    out = [_mux_leaf(vm, dom, cond, x, y) for x, y in zip(a_leaves, b_leaves)]
+    out = [_mux_leaf(dom, cond, x, y) for x, y in zip(a_leaves, b_leaves)]
     return tree_unflatten(a_def, out)
 
 
-def _mux_leaf(vm: Any, dom: Any, cond: Any, a: Any, b: Any) -> Any:
-    be = vm.backend
-    if any(isinstance(v, NbrField) for v in (cond, a, b)):
-        deepest = max((v.domain for v in (cond, a, b) if isinstance(v, (Field, NbrField))), key=lambda d: d.depth)
-        c, x, y = (_as_nbr(v, deepest, vm) for v in (cond, a, b))
-        mask = _and_masks(c.mask, x.mask, y.mask)
-        return NbrField(
-            deepest,
-            be.where(*_trailing_aligned(c.self_value, x.self_value, y.self_value)),
-            be.where(*_trailing_aligned(c.values, x.values, y.values)),
-            mask,
-        )
-    fields = [v for v in (cond, a, b) if isinstance(v, Field)]
-    target = max((f.domain for f in fields), key=lambda d: d.depth) if fields else dom
-    c = vm._rows(cond, target, "mux's condition")
-    x = vm._rows(a, target, "mux's first alternative") if isinstance(a, Field) else _const(a, be)
-    y = vm._rows(b, target, "mux's second alternative") if isinstance(b, Field) else _const(b, be)
-    like = x if hasattr(x, "ndim") and x.ndim else (y if hasattr(y, "ndim") else c)
-    return Field(be.where(_expand(c, like), x, y), target)
+_LEAVES = frozenset((Field, NbrField, float, int, bool))
 
 
-def _trailing_aligned(*rows: Any) -> list:
-    """Per-device rows with trailing axes of length 1 added where they have fewer axes than the others, so that a
-    constant (or a per-device number) broadcasts over every element of a per-device vector."""
-    depth = max(r.ndim for r in rows)
-    return [r.reshape(tuple(r.shape) + (1,) * (depth - r.ndim)) if r.ndim < depth else r for r in rows]
+def _mux_leaf(dom: Any, cond: Any, a: Any, b: Any) -> Any:
+    if isinstance(cond, NbrField) or isinstance(a, NbrField) or isinstance(b, NbrField):
+        return mux_neighbours(cond, a, b)
+    target = None
+    for v in (cond, a, b):
+        if isinstance(v, Field) and (target is None or v.domain.depth > target.depth):
+            target = v.domain
+    target = dom if target is None else target
+    be = target.backend
+    c = rows_in(cond, target, "mux's condition")
+    x = rows_in(a, target, "mux's first alternative") if isinstance(a, Field) else _const(a, be)
+    y = rows_in(b, target, "mux's second alternative") if isinstance(b, Field) else _const(b, be)
+    like = x if getattr(x, "ndim", 0) else (y if hasattr(y, "ndim") else c)
+    if like.ndim > c.ndim:
+        c = expand_to(c, like)
+    return Field(be.where(c, x, y), target)
 
 
 def _const(v: Any, be: Any) -> Any:
     if be.name == "torch" and not is_torch(v):
         return be.asarray(v)
     return v
-
-
-def _as_nbr(v: Any, dom: Any, vm: Any) -> NbrField:
-    if isinstance(v, NbrField):
-        return v.project(dom)
-    rows = vm._rows(v, dom, "mux's argument")
-    return NbrField(dom, rows, rows[dom.hood.rows(vm.backend)], None)
-
-
-def _and_masks(*masks: Any) -> Any:
-    out = None
-    for m in masks:
-        if m is not None:
-            out = m if out is None else out & m
-    return out
-
-
-def _expand(mask: Any, like: Any) -> Any:
-    extra = like.ndim - mask.ndim
-    return mask if extra <= 0 else mask.reshape(tuple(mask.shape) + (1,) * extra)
 
 
 def local(fn: F) -> F:
@@ -178,14 +151,7 @@ uid = mid
 
 def sense(name: str) -> Field:
     """The local sensor `name` (set per device on the network or by the simulator)."""
-    vm = current_vm()
-    dom = vm.domain
-    raw = vm._sensor(name)
-    if np.ndim(raw) == 0 and not is_torch(raw):
-        return Field(vm.backend.full((len(dom),), raw), dom)
-    if is_torch(raw) and raw.dim() == 0:
-        return Field(raw.expand(len(dom)).clone(), dom)
-    return Field(raw[dom.ids], dom)
+    return current_vm().sense(name)
 
 
 def nbr_sense(name: str, own: Any = 0.0) -> NbrField:
@@ -231,8 +197,8 @@ def resource(name: str) -> Any:
 
 def constant(value: Any) -> Field:
     """`value` at every device of the current domain, as a field."""
-    vm = current_vm()
-    return Field(vm._rows(value, vm.domain, "constant"), vm.domain)
+    dom = current_vm().domain
+    return Field(rows_in(value, dom, "constant"), dom)
 
 
 def minimum(a: Any, b: Any) -> Any:

@@ -13,6 +13,12 @@ def register_pytree_node(
     _NODES[cls] = (flatten, unflatten)
 
 
+def _is_leaf(x: Any) -> bool:
+    """A quick answer for values that are never containers (most values a round meets)."""
+    t = type(x)
+    return t not in _NODES and not (t is tuple or t is list or t is dict or isinstance(x, (tuple, list, dict)))
+
+
 def _children(x: Any) -> tuple[list, Any] | None:
     if type(x) in _NODES:
         return _NODES[type(x)][0](x)
@@ -71,29 +77,34 @@ LEAF = TreeDef(None, None, ())
 
 def tree_flatten(x: Any) -> tuple[list, TreeDef]:
     """Split a nested value into its leaves (in a fixed order) and its structure."""
+    if _is_leaf(x):
+        return [x], LEAF
     leaves: list = []
+    return leaves, _flatten_into(x, leaves)
 
-    def go(v: Any) -> TreeDef:
-        found = _children(v)
-        if found is None:
-            leaves.append(v)
-            return LEAF
-        children, aux = found
-        return TreeDef(type(v), aux, tuple(go(c) for c in children))
 
-    return leaves, go(x)
+def _flatten_into(v: Any, leaves: list) -> TreeDef:
+    # a module-level recursion, not a nested function that calls itself: that would be a reference cycle through
+    # its closure, keeping every leaf (e.g. a round's model-sized arrays) alive until the cyclic garbage collector runs
+    found = _children(v)
+    if found is None:
+        leaves.append(v)
+        return LEAF
+    children, aux = found
+    return TreeDef(type(v), aux, tuple(_flatten_into(c, leaves) for c in children))
 
 
 def tree_unflatten(treedef: TreeDef, leaves: list) -> Any:
     """Rebuild a nested value of `treedef`'s structure from its leaves."""
-    it = iter(leaves)
+    if treedef.kind is None:
+        return leaves[0]
+    return _rebuild_from(treedef, iter(leaves))
 
-    def go(t: TreeDef) -> Any:
-        if t.kind is None:
-            return next(it)
-        return _rebuild(t.kind, t.aux, [go(c) for c in t.children])
 
-    return go(treedef)
+def _rebuild_from(t: TreeDef, it: Any) -> Any:
+    if t.kind is None:
+        return next(it)
+    return _rebuild(t.kind, t.aux, [_rebuild_from(c, it) for c in t.children])
 
 
 def tree_map(fn: Callable[..., Any], x: Any, *rest: Any) -> Any:

@@ -14,7 +14,7 @@ from .vm import Inbox, RoundVM
 def inbox_of(graph: Graph, batch: np.ndarray) -> Inbox:
     """The CSR rows of `graph` for the devices in `batch`, in batch order, with link lengths as `distance`."""
     indptr, neighbours, distance = graph.inbox_links(batch)
-    return Inbox(indptr, neighbours, {"distance": distance})
+    return Inbox(indptr, neighbours, {"distance": distance}, n_devices=graph.n_devices)
 
 
 def schedule_batches(schedule: Any, n: int, rounds: int | None, seed: int) -> list[list[np.ndarray]]:
@@ -137,7 +137,8 @@ def run(
                 inbox = inbox_of(network.graph, batch)
                 if vm.backend.name == "torch":
                     be = vm.backend
-                    inbox = Inbox(be.index(inbox.indptr), be.index(inbox.neighbours), {k: be.asarray(v) for k, v in inbox.edge_data.items()})
+                    inbox = Inbox(be.index(inbox.indptr), be.index(inbox.neighbours),
+                                  {k: be.asarray(v) for k, v in inbox.edge_data.items()}, inbox.n_devices)
                 if len(batch) == n:
                     cache[batch.tobytes()] = inbox
             trace.record(batch, vm.round(batch, inbox))

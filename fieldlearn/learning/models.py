@@ -539,7 +539,7 @@ class ModelNeighbours:
         distance. The self entry is `fn(own, own, all positions)`."""
         first = next(iter(self.params.values()))
         dom = first.domain
-        rows = dom.hood.rows(dom.backend)
+        rows = dom.hood.rows
         n_links = int(len(rows))
         if chunk is None:
             per_link = sum(int(np.prod(v.self_value.shape[1:])) * v.self_value.element_size()

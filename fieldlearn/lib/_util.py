@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ..calculus import Field, NbrField, mux, tree_flatten, tree_unflatten
 
 INF = float("inf")
@@ -12,50 +10,15 @@ NO_ID = 2**62  # "no device": larger than any device id, so it loses every lowes
 _M31 = 2147483647  # 2^31 - 1, the Park-Miller modulus
 
 
-def dtype_kind(x: Field | NbrField) -> str:
-    """numpy-style kind letter ('f', 'i', 'u', 'b') of a field's values, for numpy arrays and torch tensors."""
-    values = x.self.values if isinstance(x, NbrField) else x.values
-    dt = values.dtype
-    if type(dt).__module__ == "torch":
-        if dt.is_floating_point:
-            return "f"
-        return "b" if str(dt) == "torch.bool" else "i"
-    return np.dtype(dt).kind
-
-
-def identity(op: str, x: Field | NbrField) -> Any:
-    """The neutral element of `op` (sum, min, max) for the dtype of `x`."""
-    if op == "sum":
-        return 0
-    kind = dtype_kind(x)
-    if kind == "f":
-        return INF if op == "min" else -INF
-    if kind == "b":
-        return op == "min"
-    info = np.iinfo(np.int64)
-    return int(info.max) if op == "min" else int(info.min)
-
-
-def is_large(x: Field | NbrField) -> bool:
-    """Whether each device's value is a sizeable float array (e.g. model parameters): worth a sparse product."""
-    values = x.self.values if isinstance(x, NbrField) else x.values
-    size = 1
-    for s in tuple(values.shape[1:]):
-        size *= int(s)
-    return dtype_kind(x) == "f" and size >= 64
-
-
 def fold(op: str, nf: NbrField, sel: NbrField) -> Field:
-    """Reduce `nf` with `op` (sum, min, max) over the neighbours where `sel` holds; the identity where none does."""
+    """Reduce `nf` with `op` (sum, min, max) over the neighbours where `sel` holds; the identity where none does.
+
+    A sum of booleans is their logical or (so that collecting flags tells whether any is set)."""
     if op == "sum":
-        if dtype_kind(nf) == "b":
-            return (nf & sel).any()
-        if is_large(nf):
-            return nf.weighted_sum(mux(sel, 1.0, 0.0))
-        return mux(sel, nf, 0).sum(default=0)
-    ident = identity(op, nf)
-    masked = mux(sel, nf, ident)
-    return masked.min(default=ident) if op == "min" else masked.max(default=ident)
+        if nf.kind == "b":
+            return nf.any(where=sel)
+        return nf.sum(where=sel, default=None)
+    return nf.min(where=sel, default=None) if op == "min" else nf.max(where=sel, default=None)
 
 
 def tree_fold(op: str, tree: Any, sel: NbrField) -> Any:

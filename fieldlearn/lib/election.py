@@ -29,8 +29,7 @@ class Choice(NamedTuple):
 @aggregate
 def random_priority(seed: Any = 0) -> Field:
     """A pseudo-random number in (0, 1) drawn once per device (kept by `rep`) from its id and `seed` (a number or a sensor)."""
-    first = uniform_hash(mid(), seed)
-    return rep(first, lambda drawn: drawn)
+    return rep(lambda: uniform_hash(mid(), seed), lambda drawn: drawn)  # drawn in a device's first round only
 
 
 @aggregate

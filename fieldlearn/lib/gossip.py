@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from ..calculus import Field, aggregate, align, maximum, mux, share
-from ._util import combine, fold, identity
+from ._util import combine, fold
 
 __all__ = ["gossip_max", "gossip_min", "replicated_gossip", "shared_clock"]
 
@@ -60,10 +60,9 @@ def replicated_gossip(value: Any, op: str, period: int, replicas: int = 2) -> Fi
 def _gossip_generation(value: Any, op: str, generation: Field) -> Field:
     def step(n: tuple) -> tuple:
         gen, level = n
-        ident = identity(op, level)
-        heard = fold(op, level, gen == generation)
-        own = mux(gen.self == generation, level.self, ident)
-        return generation, combine(op, value, combine(op, own, heard))
+        heard = fold(op, level, gen == generation)  # neighbours in this generation
+        mine = mux(gen.self == generation, combine(op, level.self, heard), heard)  # and my own level, if mine is
+        return generation, combine(op, value, mine)
 
     return share((generation, value), step)[1]
 

@@ -26,7 +26,8 @@ def test_segment_reduce_matches_per_row_reference(counts, op, seed, item_shape):
     except ImportError:
         pass
     for be in backends:
-        got = be.segment_reduce(op, be.asarray(values), be.index(indptr), be.rows_of(be.index(indptr)))
+        ip = be.index(indptr)
+        got = be.segment_reduce(op, be.asarray(values), be.segments(ip, be.rows_of(ip)))
         np.testing.assert_allclose(be.to_numpy(got).astype(float), np.asarray(want, dtype=float), rtol=1e-5, atol=1e-5)  # torch runs in float32
 
 
@@ -35,3 +36,42 @@ def test_unknown_backend_and_numpy_on_cuda_are_errors():
         backend_for("jax")
     with pytest.raises(ValueError, match="cpu only"):
         backend_for("numpy", "cuda")
+
+
+@settings(max_examples=30)
+@given(st.integers(0, 10**6), st.sampled_from(["min", "max"]), st.sampled_from([np.float64, np.float32]),
+       st.sampled_from(["plain", "inf", "signed_zero", "nan", "negative"]))
+def test_float_min_and_max_on_integer_bits_give_the_same_elements(seed, op, dtype, special):
+    # large arrays of floats in [+0, +inf] are reduced on their bits as integers; anything else the usual way
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, 9, 1500)
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    values = (rng.random(indptr[-1]) * 10).astype(dtype)
+    values[rng.random(len(values)) < 0.2] = np.round(values[: 1][0])  # ties
+    pick = rng.random(len(values)) < 0.05
+    values[pick] = {"plain": values[pick], "inf": np.inf, "signed_zero": -0.0, "nan": np.nan, "negative": -1.5}[special]
+    be = NumpyBackend()
+    got = be.segment_reduce(op, values, be.segments(indptr))
+    ufunc = {"min": np.minimum, "max": np.maximum}[op]
+    nonempty = counts > 0
+    want = np.full(len(counts), np.inf if op == "min" else -np.inf, dtype=dtype)
+    want[nonempty] = ufunc.reduceat(values, indptr[:-1][nonempty])
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))  # bit for bit, signs of zero included
+
+
+def test_torch_sparse_product_in_row_blocks_equals_one_product(monkeypatch):
+    torch = pytest.importorskip("torch")
+    from fieldlearn.calculus import backend
+
+    be = backend_for("torch")
+    rng = np.random.default_rng(1)
+    counts = rng.integers(0, 12, 200)
+    indptr = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)]))
+    cols = torch.as_tensor(rng.integers(0, 150, int(indptr[-1])))
+    weights = torch.as_tensor(rng.random(int(indptr[-1])))
+    dense = torch.as_tensor(rng.normal(size=(150, 7, 30)), dtype=torch.float32)
+    whole = be.sparse_rows_times(indptr, cols, weights, 150, dense)
+    monkeypatch.setattr(backend, "PRODUCT_BLOCK_BYTES", 13 * 7 * 30 * 4)  # blocks of 13 rows
+    blocks = be.sparse_rows_times(indptr, cols, weights, 150, dense)
+    assert blocks.shape == (200, 7, 30) and torch.equal(whole, blocks)

@@ -2,9 +2,12 @@
 import numpy as np
 import pytest
 
-from fieldlearn import Field, FieldError, Network, branch, mid, nbr, run, sense
+from fieldlearn import Field, FieldError, Network, branch, mid, mux, nbr, nbr_ids, run, sense, share
+from fieldlearn.calculus import fields as fields_module
 from fieldlearn.calculus.backend import NumpyBackend
 from fieldlearn.calculus.fields import Domain
+
+INF = float("inf")
 
 
 def _field(values):
@@ -71,3 +74,96 @@ def test_neighbour_field_arithmetic_keeps_only_links_aligned_in_both_operands():
 def test_repr_shows_values():
     f, _ = _field([1, 2])
     assert repr(f) == "Field(array([1, 2]))"
+
+
+# -- large values (models): never copied per link ---------------------------------------------------------------
+
+
+def _big_network(n=25, seed=4):
+    net = Network.random_geometric(n, mean_degree=5, seed=seed)
+    rng = np.random.default_rng(seed)
+    net.sensors["big"] = rng.normal(size=(n, 8, 16))  # 128 floats per device: large
+    net.sensors["w"] = rng.random(n)
+    net.sensors["side"] = rng.random(n) < 0.5
+    return net
+
+
+def _per_link_reference(net):
+    """Per device: the list of its neighbours (all aligned after a synchronous round)."""
+    g = net.graph
+    return [g.neighbours[g.indptr[i]:g.indptr[i + 1]] for i in range(net.n_devices)]
+
+
+def _large_program():
+    big, w, side = sense("big"), sense("w"), sense("side")
+    nb = nbr(big)
+    nw = nbr(w)
+    chosen = mux(nw > 0.5, nb, 0.0)  # a pending gather over the rows of both sides
+    mixed = mux(nw > 0.5, nb, big * 2.0)  # a field's value on every link
+    inside = branch(side, lambda: nb.sum(), lambda: nb.max())  # projected onto the sides
+    kept = share(big, lambda n: n.self * 0.5 + n.sum(where=nbr_ids() >= 0) * 0.0)  # own entries read from the store
+    return (nb.sum(), nb.mean(include_self=True), nb.weighted_sum(nw), nb.sum(where=nbr_ids() < mid()),
+            nb.min(), nb.max(include_self=True), chosen.sum(), mixed.sum(), inside, kept)
+
+
+def test_reductions_of_large_neighbour_values_equal_the_per_link_arithmetic(monkeypatch):
+    monkeypatch.setattr(fields_module, "CHUNK_BYTES", 3 * 128 * 8)  # min/max gather three links at a time
+    net = _big_network()
+    big, w, side = net.sensors["big"], net.sensors["w"], net.sensors["side"]
+    got = run(_large_program, net, rounds=3).last
+    hood = _per_link_reference(net)
+    ids = np.arange(net.n_devices)
+    want = [
+        [big[h].sum(0) for h in hood],
+        [(big[h].sum(0) + big[i]) / (len(h) + 1) for i, h in enumerate(hood)],
+        [(big[h] * w[h][:, None, None]).sum(0) for h in hood],
+        [big[h[h < i]].sum(0) for i, h in enumerate(hood)],
+        [big[h].min(0) if len(h) else np.full((8, 16), np.inf) for h in hood],
+        [np.maximum(big[h].max(0), big[i]) if len(h) else big[i] for i, h in enumerate(hood)],
+        [big[h[w[h] > 0.5]].sum(0) for h in hood],
+        [np.where((w[h] > 0.5)[:, None, None], big[h], 2 * big[i]).sum(0) for i, h in enumerate(hood)],
+        [big[h].sum(0) if side[i] else (big[h].max(0) if len(h) else np.full((8, 16), -np.inf))
+         for i, h in enumerate(hood)],  # an outer neighbour field keeps all of a device's links inside a branch
+        [big[i] * 0.5 ** 3 for i in ids],
+    ]
+    for k, (g, e) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(g, np.stack(e), rtol=1e-12, atol=1e-12, err_msg=f"result {k}")
+
+
+def test_large_neighbour_values_are_never_gathered_once_per_link(monkeypatch):
+    # sums, means, weighted sums, where-sums, mux, branches and share's own entries gather no large row per link;
+    # min and max gather at most CHUNK_BYTES of them at once (here: one device's links)
+    monkeypatch.setattr(fields_module, "CHUNK_BYTES", 128 * 8)
+    net = _big_network()
+    take = NumpyBackend.take
+    gathered = []
+
+    def recording_take(self, src, idx):
+        if src.ndim > 1 and src[0].size >= 64:
+            gathered.append(len(idx))
+        return take(self, src, idx)
+
+    monkeypatch.setattr(NumpyBackend, "take", recording_take)
+    # all but `mixed` (a per-device field beside a neighbour field: each link holds its receiver's row, by nature)
+    run(lambda: tuple(r for k, r in enumerate(_large_program()) if k != 7), net, rounds=2)
+    assert gathered and max(gathered) <= max(int(net.graph.degree().max()), net.n_devices)
+    assert net.graph.n_links > 2 * max(int(net.graph.degree().max()), net.n_devices)
+
+
+def test_where_selects_the_neighbours_a_reduction_runs_over():
+    net = Network.from_edges(4, [(0, 1), (0, 2), (0, 3), (1, 2)])
+    net.sensors["v"] = np.array([1.0, 2.0, 4.0, 8.0])
+
+    def prog():
+        v = nbr(sense("v"))
+        odd = nbr_ids() % 2 == 1
+        return (v.sum(where=odd), v.min(where=odd, default=None), v.max(where=odd, default=-1.0),
+                v.count(where=odd), v.mean(where=odd), (v > 3).any(where=odd))
+
+    s, lo, hi, c, mean, big = run(prog, net, rounds=2).last
+    assert s.tolist() == [10.0, 0.0, 2.0, 0.0] and lo.tolist() == [2.0, INF, 2.0, INF]
+    assert hi.tolist() == [8.0, -1.0, 2.0, -1.0] and c.tolist() == [2, 0, 1, 0]
+    np.testing.assert_array_equal(mean, [5.0, np.nan, 2.0, np.nan])
+    assert big.tolist() == [True, False, False, False]
+    with pytest.raises(FieldError, match="one boolean per neighbour"):
+        run(lambda: nbr(sense("v")).sum(where=nbr(sense("v"))), net, rounds=1)

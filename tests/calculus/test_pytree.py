@@ -28,3 +28,20 @@ def test_registered_classes_and_tree_map():
     assert isinstance(out, Box) and out.items == [11, 22]
     with pytest.raises(ValueError, match="structures differ"):
         tree_map(lambda x, y: x, (1, 2), (1,))
+
+
+def test_flatten_and_unflatten_leave_no_reference_cycles():
+    # a cycle would keep every leaf (a round's model-sized arrays) alive until the cyclic collector runs
+    import gc
+
+    value = {"b": (1, [2, Box([3, 4])]), "a": Pair(5, (6, 7))}
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(50):
+            leaves, treedef = tree_flatten(value)
+            tree_unflatten(treedef, leaves)
+            tree_map(lambda x: x, value)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

@@ -91,6 +91,18 @@ def test_forget_restarts_a_device_from_its_initial_state():
     np.testing.assert_array_equal(trace.last, [4, 1])
 
 
+def test_forget_before_the_first_round_drops_nothing_and_the_run_proceeds():
+    # issue 11: a crash fault at time 0 reaches forget while the VM holds no device arrays yet
+    net = Network.from_edges(3, [(0, 1), (1, 2)])
+    vm = RoundVM(lambda: rep(0, lambda c: c + 1))
+    vm.forget([1, 5])
+    trace = run(lambda: rep(0, lambda c: c + 1), net, rounds=2, vm=vm)
+    np.testing.assert_array_equal(trace.last, [2, 2, 2])
+    vm.forget(np.array([], dtype=np.int64))
+    with pytest.raises(ValueError, match="device ids must be >= 0"):
+        vm.forget([-1])
+
+
 def test_a_forgotten_device_is_not_aligned_with_its_neighbours():
     net = Network.from_edges(2, [(0, 1)])
     trace = run(lambda: nbr(1).count(), net, rounds=2)
@@ -174,3 +186,61 @@ def test_sent_bytes_counts_what_each_device_exported_in_its_latest_round():
         indptr, nbrs, dist = net.graph.inbox_links(batch)
         vm.round(batch, Inbox(indptr, nbrs, {"distance": dist}))
     assert vm.sent_bytes(np.arange(3)).tolist() == [32, 24, 24]
+
+
+def _rounds(net, schedule, rounds=4, hint=True):
+    """Every round's results of mixed_program under `schedule` (a list of batches per round), through vm.round."""
+    vm = RoundVM(mixed_program)
+    vm.sensors = net.sensors
+    out = []
+    for _ in range(rounds):
+        for batch in schedule:
+            inbox = inbox_of(net.graph, np.asarray(batch))
+            if not hint:
+                inbox.n_devices = None
+            out.append(vm.round(np.asarray(batch), inbox))
+    return out
+
+
+@settings(max_examples=20)
+@given(st.integers(3, 30), st.integers(0, 1000))
+def test_fast_paths_of_whole_batches_give_the_results_of_the_general_ones(n, seed):
+    # a batch 0..n-1 reads and writes by slicing and skips stamp comparisons after a batch of every device; the same
+    # devices in another order, or split in two batches, take the general paths; no n_devices hint: a scan of links
+    net = Network.random_geometric(n, mean_degree=4, seed=seed)
+    net.sensors["source"] = net.ids == seed % n
+    perm = np.random.default_rng(seed).permutation(n)
+    ordered = _rounds(net, [np.arange(n)])
+    permuted = _rounds(net, [perm])
+    unhinted = _rounds(net, [np.arange(n)], hint=False)
+    inverse = np.argsort(perm)
+    for a, b, c in zip(ordered, permuted, unhinted):
+        for x, y, z in zip(a, b, c):
+            np.testing.assert_array_equal(x, y[inverse])
+            np.testing.assert_array_equal(x, z)
+
+
+def test_links_are_recounted_when_the_rows_of_the_inbox_change():
+    # the VM reuses an inbox's receiving rows and segments while its indptr is the same; here it changes in place
+    net = Network.from_edges(4, [(0, 1), (1, 2), (2, 3)])
+    vm = RoundVM(lambda: (nbr(1).count(), nbr(mid()).max(default=-1)))
+    ids = np.arange(4)
+    indptr, nbrs, dist = net.graph.inbox_links(ids)
+    indptr, nbrs = indptr.copy(), nbrs.copy()
+    from fieldlearn import Inbox
+
+    first = vm.round(ids, Inbox(indptr, nbrs, {"distance": dist}))
+    indptr[:] = [0, 3, 4, 5, 6]  # 0 hears 1, 2, 3; the others hear 0
+    nbrs[:] = [1, 2, 3, 0, 0, 0]
+    second = vm.round(ids, Inbox(indptr, nbrs, {"distance": np.ones(6)}))
+    assert first[0].tolist() == [0, 0, 0, 0] and first[1].tolist() == [-1, -1, -1, -1]  # nobody exported yet
+    assert second[0].tolist() == [3, 1, 1, 1] and second[1].tolist() == [3, 0, 0, 0]
+
+
+def test_a_device_that_joins_after_a_whole_batch_is_not_aligned_yet():
+    net = Network.from_edges(3, [(0, 1), (1, 2)])
+    trace = run(lambda: nbr(1).count(), net, rounds=2)
+    bigger = Network.from_edges(4, [(0, 1), (1, 2), (2, 3)])
+    trace = run(lambda: nbr(1).count(), bigger, rounds=2, vm=trace.vm)
+    # round 1 on the bigger network: 2 does not hear the newcomer 3 yet (3 never exported), 3 hears 2
+    assert trace.history[0].tolist() == [1, 2, 1, 1] and trace.history[1].tolist() == [1, 2, 2, 1]

@@ -135,3 +135,46 @@ def test_regions_on_the_torch_backend():
     expected_leader, _ = run(program, net, rounds=25).last
     assert leader.tolist() == expected_leader.tolist()
     np.testing.assert_allclose(mean, [2.5] * 6 + [8.5] * 6, rtol=1e-6)
+
+
+_CLIQUE_UNDER_A_LIMIT = r"""
+import resource, sys
+import numpy as np, torch
+from fieldlearn import Network, run, sense
+from fieldlearn.lib import regions
+
+torch.set_num_threads(1)
+n, size = 64, 300_000                      # a per-link copy: 64 * 63 links * 1.2 MB = 4.8 GB
+a, b = np.triu_indices(n, 1)
+net = Network.from_edges(n, np.column_stack([a, b]))
+net.sensors["model"] = torch.arange(n, dtype=torch.float32)[:, None] + torch.linspace(0, 1, size)[None, :]
+def _program():
+    region = regions(3.0)
+    return region.broadcast(region.collect_mean(sense("model")))
+
+small = Network.from_edges(4, [(0, 1), (1, 2), (2, 3), (0, 3)])
+small.sensors["model"] = torch.zeros(4, size)
+run(_program, small, rounds=2, backend="torch")  # warm up (imports, first allocations) before the limit
+pages = int(open("/proc/self/statm").read().split()[0])
+limit = pages * resource.getpagesize() + int(sys.argv[1]) * 2**20
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+out = run(_program, net, rounds=10, backend="torch").last
+want = net.sensors["model"].double().mean(0).numpy()
+assert np.allclose(out, want[None, :], rtol=1e-5, atol=1e-4), float(np.abs(out - want).max())
+print("ok")
+"""
+
+
+@pytest.mark.filterwarnings("ignore:Sparse invariant checks")
+def test_regional_mean_of_model_sized_values_stays_within_devices_times_values(tmp_path):
+    """A 64-device clique, each device holding 300,000 floats (1.2 MB), through regions -> collect_mean -> broadcast
+    on the torch backend, under an address-space limit of 1.5 GB above the warmed-up process: about 20 copies of
+    all devices' values (77 MB) fit, one copy per link (4.8 GB) does not."""
+    pytest.importorskip("torch")
+    import subprocess
+    import sys
+
+    script = tmp_path / "clique.py"
+    script.write_text(_CLIQUE_UNDER_A_LIMIT)
+    done = subprocess.run([sys.executable, str(script), "1536"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]

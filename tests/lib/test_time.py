@@ -1,7 +1,7 @@
 """Timers, decay and counters: exact per-round tables and recovery from corrupted state."""
 import numpy as np
 
-from fieldlearn import Network, mid, run, sense
+from fieldlearn import Network, run, sense
 from fieldlearn.lib import changed, countdown, counter, decay, rounds_since, timer
 
 INF = np.inf
