@@ -131,7 +131,7 @@ def c2fl(method: Literal["c2fl", "cl", "fl", "local"] = "c2fl", variant: Literal
         return trained
 
     models = rep(fresh_models, step)
-    return {"models": models, "leader": region.leader, "dwell": dwell, "alpha": alpha, "samples": sample_counts(seen)}
+    return {"models": models, "leader": region.leader_id, "dwell": dwell, "alpha": alpha, "samples": sample_counts(seen)}
 
 
 @c2fl.check

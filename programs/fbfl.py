@@ -36,4 +36,4 @@ def fbfl(radius: Annotated[float, Gt(0)] = 20.0, merge_every: Annotated[int, Ge(
         return blend(trained, regional, mux(merging, mix, 0.0)), regional
 
     models, regional = evolving(fresh_models, step)
-    return {"models": models, "regional": regional, "leader": region.leader, "merged": merging}
+    return {"models": models, "regional": regional, "leader": region.leader_id, "merged": merging}

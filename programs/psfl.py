@@ -35,7 +35,7 @@ def psfl(threshold: Annotated[float, Gt(0)] = 1.0, dissimilarity: Literal["param
         distance = parameter_distance(trained) if dissimilarity == "parameters" else neighbour_loss(trained, now)
         cluster = regions(threshold, metric=distance, seed=seed)
         regional = cluster.broadcast(cluster.collect_mean(trained, weight=weight))
-        return blend(trained, regional, mux(merging, mix, 0.0)), (regional, cluster.leader)
+        return blend(trained, regional, mux(merging, mix, 0.0)), (regional, cluster.leader_id)
 
     models, (regional, leader) = evolving(fresh_models, step)
     return {"models": models, "regional": regional, "leader": leader}

@@ -27,4 +27,4 @@ def regional_fedprox(radius: Annotated[float, Gt(0)] = 20.0, mu: Annotated[float
         return region.broadcast(region.collect_mean(trained, weight=weight)), trained
 
     models, trained = evolving(fresh_models, step)
-    return {"models": models, "local": trained, "leader": region.leader}
+    return {"models": models, "local": trained, "leader": region.leader_id}

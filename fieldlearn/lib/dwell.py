@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..calculus import Field, aggregate, distances, maximum, mux, rep
+from ..calculus import Field, NbrField, aggregate, distances, maximum, mux, rep
 from .election import random_priority
 from .regions import Region, regions
 from .time import changed
@@ -26,7 +26,7 @@ def dwell_time(leader: Any) -> Field:
 
 @aggregate
 def mobile_regions(radius: float, mobile: Any = False, stable_leaders: bool = True, min_link: float | None = None,
-                   seed: Any = 0) -> Region:
+                   seed: Any = 0, metric: NbrField | None = None) -> Region:
     """Self-organising coordination regions (`regions`) tuned for networks where some devices move:
 
     - static devices lead: their priority is raised by 1 above the moving ones' (`mobile` true) when
@@ -35,7 +35,11 @@ def mobile_regions(radius: float, mobile: Any = False, stable_leaders: bool = Tr
     - links count as at least `min_link` (default `radius / 4`) in the election's distances: a stale leader key
       that a device carries into another area then rises out of reach within a round or two, instead of creeping
       up along very short links for many rounds (the rising-value problem) and pulling a whole area after it.
+
+    `metric` (default: the link lengths) is what the election measures distances in, e.g. a model dissimilarity
+    (`fieldlearn.learning.parameter_distance`); the floor applies to it as well.
     """
     priority = random_priority(seed) + mux(mobile, 0.0, 1.0) if stable_leaders else None
     floor = radius / 4.0 if min_link is None else float(min_link)
-    return regions(radius, priority=priority, metric=maximum(distances(), floor), seed=seed)
+    return regions(radius, priority=priority, metric=maximum(distances() if metric is None else metric, floor),
+                   seed=seed)

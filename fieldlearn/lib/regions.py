@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from ..calculus import Field, NbrField, aggregate, mux, tree_flatten, tree_unflatten
+from ._util import NO_ID
 from .collect import collect
 from .election import sparse_choice
 from .spreading import broadcast
@@ -21,6 +22,12 @@ class Region(NamedTuple):
     leader: Field
     potential: Field
     is_leader: Field
+
+    @property
+    def leader_id(self) -> Field:
+        """The leader's id, or -1 while the device follows no leader yet (before an election settles): what a
+        program outputs, so that the election's internal placeholder never reaches exports or figures."""
+        return mux(self.leader >= NO_ID, -1, self.leader)
 
     def collect_sum(self, value: Any, multipath: bool = False) -> Any:
         """Sum of `value` over the region, complete at the leader (C towards the leader)."""

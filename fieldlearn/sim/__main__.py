@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     # be set before torch starts its thread pool, i.e. before the first learning scenario imports torch
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
+    from fieldlearn.calculus import keep_freed_memory
+
+    keep_freed_memory()  # freed round-sized arrays are reused, not re-mapped and zeroed by the kernel every round
     args = parser.parse_args(argv)
     if args.list:
         return _list()

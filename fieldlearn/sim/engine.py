@@ -304,7 +304,7 @@ class Engine:
             indptr, nbrs, dist = filter_links(indptr, keep), nbrs[keep], dist[keep]
         self.vm.sensors["time"] = t
         try:
-            result = self.vm.round(ids, Inbox(indptr, nbrs, {"distance": dist}))
+            result = self.vm.round(ids, Inbox(indptr, nbrs, {"distance": dist}, self.capacity))
             for hook in self.result_hooks:
                 result = hook(ids, result)
         except ScenarioError:

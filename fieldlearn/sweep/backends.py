@@ -113,6 +113,9 @@ def limit_threads() -> int:
             torch.set_num_threads(n)
         except Exception:
             pass
+    from ..calculus import keep_freed_memory
+
+    keep_freed_memory()  # as the simulator's command line: round-sized arrays are reused, not re-mapped
     return n
 
 

@@ -75,3 +75,21 @@ def test_mobile_regions_keep_their_static_leaders_when_a_device_moves_in():
     for leader in history:
         assert (leader[6:] == b_leader).all() and (leader[:5] == a_leader).all()
     assert all(h[5] == b_leader for h in history[1:])
+
+
+def test_mobile_regions_elect_on_the_metric_they_are_given():
+    import numpy as np
+
+    from fieldlearn import Network, mux, nbr_ids, run, sense
+    from fieldlearn.lib import mobile_regions
+
+    # a line of 6 devices 1 apart; a metric that makes the link between devices 2 and 3 very long splits it in two
+    net = Network.from_edges(6, [(i, i + 1) for i in range(5)])
+    net.sensors["cut"] = np.array([0, 0, 1, 1, 0, 0], dtype=bool)
+
+    def program():
+        far = mux(sense("cut") & ((nbr_ids() == 2) | (nbr_ids() == 3)), 100.0, 1.0)
+        return mobile_regions(10.0, metric=far, min_link=1.0).leader
+
+    leaders = run(program, net, rounds=30).last
+    assert len(set(leaders[:3].tolist())) == 1 and len(set(leaders[3:].tolist())) == 1 and leaders[0] != leaders[5]

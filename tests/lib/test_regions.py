@@ -178,3 +178,15 @@ def test_regional_mean_of_model_sized_values_stays_within_devices_times_values(t
     script.write_text(_CLIQUE_UNDER_A_LIMIT)
     done = subprocess.run([sys.executable, str(script), "1536"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+def test_leader_id_never_shows_the_placeholder_of_a_device_without_a_leader():
+    from fieldlearn import Network, constant, mid, mux, run
+    from fieldlearn.lib import NO_ID, Region, regions
+
+    net = Network.from_edges(4, [(0, 1), (1, 2), (2, 3)])
+    # device 1 follows no leader (the election's placeholder): reported as -1, the others as their leader's id
+    shown = run(lambda: Region(mux(mid() == 1, NO_ID, mid()), constant(0.0), constant(False)).leader_id, net,
+                rounds=1).last
+    assert shown.tolist() == [0, -1, 2, 3]
+    assert (run(lambda: regions(1.5).leader_id, net, rounds=20).last >= 0).all()
