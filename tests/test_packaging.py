@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -24,21 +25,35 @@ def test_the_package_list_names_every_package_folder():
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
+def source(tmp_path_factory) -> Path:
+    """A copy of the files git would ship (tracked, and untracked but not ignored): no stale build folder."""
+    tree = tmp_path_factory.mktemp("source")
+    names = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
+                           capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, names):
+        if (REPO / name).is_file():
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, tree / name)
+    return tree
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory, source) -> Path:
     out = tmp_path_factory.mktemp("dist")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-                    str(REPO)], check=True, capture_output=True, timeout=300)
+                    str(source)], check=True, capture_output=True, timeout=300)
     return next(out.glob("fieldlearn-*.whl"))
 
 
-def test_the_wheel_and_the_sdist_hold_the_programs_and_scenarios(wheel, tmp_path):
+def test_the_wheel_and_the_sdist_hold_the_programs_and_scenarios(wheel, source, tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in ("fieldlearn/programs/c2fl.py", "fieldlearn/programs/gossip_learning.py",
                  "fieldlearn/scenarios/grid.yaml", "fieldlearn/scenarios/c2fl.yaml",
                  "fieldlearn/scenarios/data/city-6x6/fcd.xml.gz"):
         assert name in names, name
+    assert not any(n.startswith("fieldlearn/") and n.endswith("programs.py") for n in names)  # nothing stale
     code = ("from setuptools import build_meta; import os; os.chdir(r'%s'); print(build_meta.build_sdist(r'%s'))"
-            % (REPO, tmp_path))
+            % (source, tmp_path))
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=300)
     members = tarfile.open(next(tmp_path.glob("fieldlearn-*.tar.gz"))).getnames()
     assert any(m.endswith("/programs/c2fl.py") for m in members)

@@ -282,7 +282,7 @@ class _Links(Model):
 
 
 class RadiusLinks(_Links):
-    """Devices closer than `radius` hear each other (KD-tree search)."""
+    """Devices closer than `radius` hear each other (a cell-list search, updated where devices moved)."""
 
     rule: Literal["radius"]
     radius: PosFloat
