@@ -147,3 +147,14 @@ def test_the_final_summary_is_a_short_table_without_per_device_columns():
                      "area_own  area0 0.9  area1 0.9  area2 0.9  area3 0.9  area4 0.9  area5 0.9  (+2 more in the CSV)",
                      "(accuracy: 64 per-device columns in the CSV)"]
     assert max(len(line) for line in lines) < 120
+
+
+def test_bad_program_parameters_exit_2_before_any_output_folder_exists(tmp_path, capsys):
+    out = tmp_path / "never"
+    code = main([str(REPO / "scenarios" / "grid.yaml"), "--set", "program.params.sourc=x", "--out", str(out),
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "program.params.sourc: unknown parameter (did you mean source?)" in err
+    assert "grid.yaml" in err and not out.exists()
+    code = main(["fbfl", "--set", "program.params.merge_every=0", "--out", str(out), "--quiet"])
+    assert code == 2 and "program.params.merge_every: must be >= 1" in capsys.readouterr().err and not out.exists()
