@@ -65,16 +65,6 @@ def clique(n=4, regions=(0, 0, 1, 1)):
 # --------------------------------------------------------------------------------------------- sample fields
 
 
-def test_pad_and_unpad_round_trip_including_empty_rows():
-    sets = rows([5, 1, 9], [], [7])
-    padded = pad_sets(sets)
-    assert padded.tolist() == [[5, 1, 9], [-1, -1, -1], [7, -1, -1]]
-    back = unpad(padded)
-    assert back.equals(sets)
-    empty = pad_sets(IndexSets.empty(2))
-    assert tuple(empty.shape) == (2, 0) and unpad(empty).equals(IndexSets.empty(2))
-
-
 def test_sample_counts_counts_real_entries_only():
     net = clique()
     net.sensors["s"] = np.array([[3, 4, -1], [-1, -1, -1], [1, 2, 3], [0, -1, -1]])
@@ -210,48 +200,6 @@ def test_paper_alpha_is_min_of_gamma_and_dwell_over_horizon():
 
 
 # ------------------------------------------------------------------------------------------------ replay
-
-
-def test_replay_store_moves_the_whole_stay_into_memory_on_a_move_and_keeps_nothing_for_disabled_devices():
-    store = ReplayStore(3, "unbounded")
-    ids = np.array([0, 1, 2])
-    no, yes = np.zeros(3, bool), np.ones(3, bool)
-    enabled = np.array([True, True, False])
-    mem = store.update(ids, pad_sets(rows([1, 2], [10], [20])), no, yes, enabled)  # first round: fresh
-    assert unpad(mem).equals(IndexSets.empty(3))
-    mem = store.update(ids, pad_sets(rows([2, 3], [11], [21])), no, no, enabled)
-    assert unpad(mem).equals(IndexSets.empty(3))  # nothing enters until the device moves
-    moved = np.array([True, False, True])
-    mem = store.update(ids, pad_sets(rows([50], [12], [22])), moved, no, enabled)
-    assert [r.tolist() for r in unpad(mem).to_lists()] == [[1, 2, 3], [], []]
-    mem = store.update(ids, pad_sets(rows([51], [13], [23])), np.array([True, True, True]), no, enabled)
-    # what a device sees in the round it arrives belongs to its new region
-    assert [r.tolist() for r in unpad(mem).to_lists()] == [[1, 2, 3, 50], [10, 11, 12], []]
-    # a device that restarts (fresh) forgets its memory and its stay
-    mem = store.update(ids, pad_sets(rows([60], [], [])), no, np.array([True, False, False]), enabled)
-    assert unpad(mem).to_lists()[0].tolist() == []
-    mem = store.update(ids, pad_sets(rows([61], [], [])), np.array([True, False, False]), no, enabled)
-    assert unpad(mem).to_lists()[0].tolist() == [60]
-
-
-@pytest.mark.parametrize("policy, bound", [("reservoir:5", 5), ("class_balanced:6", 6), ("fraction:0.5", None)])
-def test_replay_store_keeps_the_policy_bound(policy, bound):
-    labels = np.arange(200) % 3
-    store = ReplayStore(2, policy, labels=labels, seed=1)
-    ids = np.array([0, 1])
-    store.update(ids, pad_sets(rows([], [])), np.zeros(2, bool), np.ones(2, bool))
-    for k in range(4):
-        stay = rows(np.arange(40 * k, 40 * k + 20), np.arange(40 * k + 20, 40 * k + 40))
-        store.update(ids, pad_sets(stay), np.zeros(2, bool), np.zeros(2, bool))
-        mem = unpad(store.update(ids, pad_sets(rows([], [])), np.ones(2, bool), np.zeros(2, bool)))
-        sizes = mem.lengths()
-        if bound is not None:
-            assert sizes.max() <= bound
-            if policy.startswith("class_balanced"):
-                counts = np.bincount(labels[mem.row(0)], minlength=3)
-                assert counts.max() - counts.min() <= 1
-        else:
-            assert sizes.tolist() == [10 * (k + 1), 10 * (k + 1)]  # half of each 20-sample stay
 
 
 def test_replay_block_fills_memory_when_the_leader_changes():

@@ -10,13 +10,18 @@ from fieldlearn.learning.data import IndexSets
 from fieldlearn.learning.replay import (
     ReplayMemory,
     ReplayPolicy,
+    ReplayStore,
     class_balanced,
     fraction,
     parse_policy,
     reservoir,
     unbounded,
 )
+from fieldlearn.learning.samples import pad_sets, unpad
 
+
+def sets_of(*lists):
+    return IndexSets.from_lists([np.asarray(r, dtype=np.int64) for r in lists])
 
 def sets(*rows) -> IndexSets:
     return IndexSets.from_lists([np.asarray(r, dtype=np.int64) for r in rows])
@@ -142,3 +147,45 @@ def test_policy_parsing_and_errors():
         mem.add([0], sets([1], [2]))
     with pytest.raises(ValueError, match="rows"):
         mem.union_with(sets([1]))
+
+
+def test_replay_store_moves_the_whole_stay_into_memory_on_a_move_and_keeps_nothing_for_disabled_devices():
+    store = ReplayStore(3, "unbounded")
+    ids = np.array([0, 1, 2])
+    no, yes = np.zeros(3, bool), np.ones(3, bool)
+    enabled = np.array([True, True, False])
+    mem = store.update(ids, pad_sets(sets_of([1, 2], [10], [20])), no, yes, enabled)  # first round: fresh
+    assert unpad(mem).equals(IndexSets.empty(3))
+    mem = store.update(ids, pad_sets(sets_of([2, 3], [11], [21])), no, no, enabled)
+    assert unpad(mem).equals(IndexSets.empty(3))  # nothing enters until the device moves
+    moved = np.array([True, False, True])
+    mem = store.update(ids, pad_sets(sets_of([50], [12], [22])), moved, no, enabled)
+    assert [r.tolist() for r in unpad(mem).to_lists()] == [[1, 2, 3], [], []]
+    mem = store.update(ids, pad_sets(sets_of([51], [13], [23])), np.array([True, True, True]), no, enabled)
+    # what a device sees in the round it arrives belongs to its new region
+    assert [r.tolist() for r in unpad(mem).to_lists()] == [[1, 2, 3, 50], [10, 11, 12], []]
+    # a device that restarts (fresh) forgets its memory and its stay
+    mem = store.update(ids, pad_sets(sets_of([60], [], [])), no, np.array([True, False, False]), enabled)
+    assert unpad(mem).to_lists()[0].tolist() == []
+    mem = store.update(ids, pad_sets(sets_of([61], [], [])), np.array([True, False, False]), no, enabled)
+    assert unpad(mem).to_lists()[0].tolist() == [60]
+
+
+@pytest.mark.parametrize("policy, bound", [("reservoir:5", 5), ("class_balanced:6", 6), ("fraction:0.5", None)])
+def test_replay_store_keeps_the_policy_bound(policy, bound):
+    labels = np.arange(200) % 3
+    store = ReplayStore(2, policy, labels=labels, seed=1)
+    ids = np.array([0, 1])
+    store.update(ids, pad_sets(sets_of([], [])), np.zeros(2, bool), np.ones(2, bool))
+    for k in range(4):
+        stay = sets_of(np.arange(40 * k, 40 * k + 20), np.arange(40 * k + 20, 40 * k + 40))
+        store.update(ids, pad_sets(stay), np.zeros(2, bool), np.zeros(2, bool))
+        mem = unpad(store.update(ids, pad_sets(sets_of([], [])), np.ones(2, bool), np.zeros(2, bool)))
+        sizes = mem.lengths()
+        if bound is not None:
+            assert sizes.max() <= bound
+            if policy.startswith("class_balanced"):
+                counts = np.bincount(labels[mem.row(0)], minlength=3)
+                assert counts.max() - counts.min() <= 1
+        else:
+            assert sizes.tolist() == [10 * (k + 1), 10 * (k + 1)]  # half of each 20-sample stay
