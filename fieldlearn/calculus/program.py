@@ -73,6 +73,12 @@ def program(fn: Callable[..., Any] | None = None, *, needs: str | Iterable[str] 
     wanted = (needs,) if isinstance(needs, str) else tuple(needs)
 
     def mark(f: Callable[..., Any]) -> Program:
-        return f if isinstance(f, Program) and f.needs == wanted else Program(getattr(f, "fn", f), wanted)
+        if not isinstance(f, Program):
+            return Program(f, wanted)
+        if not wanted or wanted == f.needs:
+            return f  # already declared: kept as it is
+        again = Program(f.fn, wanted)
+        again.checks = list(f.checks)
+        return again
 
     return mark(fn) if fn is not None else mark
