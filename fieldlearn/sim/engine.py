@@ -89,7 +89,7 @@ class Engine:
     are recorded as outputs), `crash_hooks` (devices that crashed or departed), `every`/`at` (probes); `metrics` by
     name.
     Changes of the world, for faults (`faults.FaultTarget`): `select`, `crash`, `restart`, `appear`, `pin`,
-    `set_sensor`, `add_cut`, `restore_links`, `add_fault`.
+    `set_sensor`, `add_cut`, `restore_links`, `add_fault`; devices that come and go (vehicles): `enter`, `depart`.
     """
 
     def __init__(self, loaded: LoadedScenario, program: Callable[[], Any] | None = None, *, device: str = "cpu"):

@@ -148,7 +148,7 @@ def resolve_scenario(data: Mapping[str, Any], base_dir: str | Path | None = None
     graphs = {i: build_generator_graph(d, deployment_path(scenario, i)) for i, d in enumerate(deps)
               if isinstance(d, S.GraphDeployment)}
     find = lambda name, loc: resolve_file(name, base, loc)  # noqa: E731
-    vehicles = {i: resolve_vehicles(d, deployment_path(scenario, i), base, find, scenario.seed, scenario.end_time)
+    vehicles = {i: resolve_vehicles(d, deployment_path(scenario, i), base, find, scenario.end_time)
                 for i, d in enumerate(deps) if isinstance(d, S.VehiclesDeployment)}
     counts = tuple(graphs[i].number_of_nodes() if i in graphs else vehicles[i].count if i in vehicles else d.n_devices
                    for i, d in enumerate(deps))

@@ -323,7 +323,7 @@ class SumoSource(Model):
     begin: NonNegFloat | None = None  # SUMO seconds (default: the configuration's, else 0)
     end: PosFloat | None = None  # default: the configuration's, else one step past the scenario's end
     step_length: PosFloat | None = None  # default: the configuration's, else 1 s
-    seed: Annotated[int, Field(ge=0, lt=2**31)] | None = None  # SUMO's seed (default: the scenario's)
+    seed: Annotated[int, Field(ge=0, lt=2**31)] | None = None  # SUMO's (default: the city's, the config's, else 0)
     vehicles: Annotated[int, Field(ge=1, le=MAX_DEVICES)] | None = None  # default: counted in the route files
 
     @field_validator("routes", mode="before")

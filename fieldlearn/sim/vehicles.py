@@ -67,14 +67,15 @@ def default_city_cache() -> Path:
     return Path(root) / "fieldlearn" / "sumo"
 
 
-def resolve_vehicles(d: S.VehiclesDeployment, loc: tuple, base_dir: Path, find: FindFile, seed: int,
+def resolve_vehicles(d: S.VehiclesDeployment, loc: tuple, base_dir: Path, find: FindFile,
                      end_time: float) -> ReplayPlan | LivePlan:
-    """What a vehicle deployment at YAML path `loc` needs before the run: its trace read, or its SUMO run planned."""
+    """What a vehicle deployment at YAML path `loc` needs before the run: its trace read, or its SUMO run planned
+    (nothing here depends on the scenario's seed: `LoadedScenario.with_seed` keeps the plans)."""
     timemap = TimeMap(d.time.start, d.time.scale)
     if d.trace is not None:
         return _replay_plan(d.trace, loc + ("trace",), find, timemap)
     assert d.sumo is not None
-    return _live_plan(d.sumo, loc + ("sumo",), base_dir, find, seed, end_time, timemap)
+    return _live_plan(d.sumo, loc + ("sumo",), base_dir, find, end_time, timemap)
 
 
 def _replay_plan(src: S.TraceSource, loc: tuple, find: FindFile, timemap: TimeMap) -> ReplayPlan:
@@ -83,14 +84,15 @@ def _replay_plan(src: S.TraceSource, loc: tuple, find: FindFile, timemap: TimeMa
     try:
         fmt = trace_format(path) if src.format == "auto" else src.format
         if src.coords != "auto" and fmt != "fcd":
-            raise ScenarioError(f"coords applies to SUMO FCD traces only (this one is {fmt})", format_path(loc + ("coords",)))
+            raise ScenarioError(f"coords applies to SUMO FCD traces only (this one is {fmt})",
+                                format_path(loc + ("coords",)))
         trace = load_recorded_trace(path, fmt, src.coords)
     except FileFormatError as exc:
         raise ScenarioError(str(exc), where) from None
     return ReplayPlan(trace, timemap)
 
 
-def _live_plan(src: S.SumoSource, loc: tuple, base_dir: Path, find: FindFile, seed: int, end_time: float,
+def _live_plan(src: S.SumoSource, loc: tuple, base_dir: Path, find: FindFile, end_time: float,
                timemap: TimeMap) -> LivePlan:
     why = (sumo.sumo_missing() if src.city is not None else None) or sumo.binding_missing(src.backend)
     if why is not None:
@@ -98,14 +100,14 @@ def _live_plan(src: S.SumoSource, loc: tuple, base_dir: Path, find: FindFile, se
                             format_path(loc))
     declared: dict[str, float] = {}  # begin, end, step-length from a configuration or a city
     options: tuple[str, ...] = ()
-    run_seed = seed
+    run_seed = 0
     if src.city is not None:
         net, routes, declared = _city(src, loc + ("city",), base_dir)
         run_seed = src.city.seed
     elif src.config is not None:
         net, routes, declared, cfg_seed, cfg = _configured(src, loc + ("config",), find)
         options = ("--configuration-file", str(cfg))
-        run_seed = cfg_seed if cfg_seed is not None else seed
+        run_seed = cfg_seed if cfg_seed is not None else 0
     else:
         assert src.net is not None and src.routes is not None
         net = find(src.net, loc + ("net",))
@@ -135,7 +137,8 @@ def _city(src: S.SumoSource, loc: tuple, base_dir: Path) -> tuple[Path, tuple[Pa
     keys = src.city
     assert keys is not None
     try:
-        spec = sumo.CitySpec(network=keys.network, blocks=(keys.blocks[0], keys.blocks[1]), block_length=keys.block_length,
+        spec = sumo.CitySpec(network=keys.network, blocks=(keys.blocks[0], keys.blocks[1]),
+                             block_length=keys.block_length,
                              lanes=keys.lanes, vehicles=keys.vehicles, depart_end=keys.depart_end,
                              duration=keys.duration, min_trip=keys.min_trip, seed=keys.seed,
                              step_length=src.step_length or 1.0)
@@ -167,7 +170,8 @@ def _configured(src: S.SumoSource, loc: tuple, find: FindFile
         p = Path(value.strip())
         p = p if p.is_absolute() else cfg.parent / p
         if not p.is_file():
-            raise ScenarioError(f"{cfg}: file {value.strip()!r} not found (relative paths start at {cfg.parent})", where)
+            raise ScenarioError(f"{cfg}: file {value.strip()!r} not found (relative paths start at {cfg.parent})",
+                                where)
         return p
 
     net = named(options["net-file"])
