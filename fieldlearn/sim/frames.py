@@ -42,7 +42,7 @@ class Frame:
     time: float
     positions: np.ndarray  # float32 (capacity, 2)
     alive: np.ndarray  # bool: present and not crashed
-    present: np.ndarray  # bool: deployed (joined) by now, crashed or not
+    present: np.ndarray  # bool: in the world now (joined, and not departed), crashed or not
     links: np.ndarray  # int32 (m, 2): each link once, lower id first; shared by frames while the graph is unchanged
     values: dict[str, np.ndarray]  # float64 per device; NaN where the device holds no value (or a placeholder id)
     faults: int  # how many faults had happened by this time (a prefix of Recording.faults)
