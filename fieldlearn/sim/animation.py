@@ -1,5 +1,6 @@
 """An animation of a run with matplotlib: devices at their positions coloured by a value, links, region outlines,
-wall cuts, crashed devices, moves (a trail from the previous frame) and faults, the time in the title.
+the street network behind them (when the scenario names one), wall cuts, crashed devices, moves (a trail from the
+previous frame) and faults, the time in the title.
 
 GIF needs only Pillow; MP4 needs an ffmpeg (on the PATH, or the one the `imageio-ffmpeg` wheel ships). In a notebook
 an `Animation` shows itself inline (matplotlib's HTML player).
@@ -49,7 +50,8 @@ def find_ffmpeg() -> str | None:
 
 def drawing_axes(rec: Recording) -> tuple[GapAxis, GapAxis]:
     """The coordinate maps of a recording: long empty stretches between far-apart areas shrunk on each axis."""
-    parts = [f.positions[np.isfinite(f.positions[:, 0])] for f in rec.frames] + list(rec.region_outlines)
+    parts = ([f.positions[np.isfinite(f.positions[:, 0])] for f in rec.frames] + list(rec.region_outlines)
+             + list(rec.streets))
     pts = np.concatenate([p.reshape(-1, 2) for p in parts] + [np.zeros((0, 2))])
     sizes = np.array([np.ptp(o, axis=0) for o in rec.region_outlines]).reshape(-1, 2)
     extents = [sizes[:, k] if len(sizes) else None for k in (0, 1)]
@@ -81,6 +83,9 @@ class FramePainter:
         n_max = max(int(f.present.sum()) for f in rec.frames)
         self.size = float(max(4.0, min(36.0, 6000.0 / max(n_max, 1))))
         x0, y0, x1, y1 = drawn_limits(rec, self.gx, self.gy)
+        if rec.streets:
+            ax.add_collection(LineCollection([_drawn(self.gx, self.gy, p) for p in rec.streets], colors="0.86",
+                                             linewidths=1.6, zorder=0, capstyle="round"))
         for name, outline in zip(rec.region_names, rec.region_outlines):
             xy = _drawn(self.gx, self.gy, outline)
             ax.plot(xy[:, 0], xy[:, 1], color="0.35", linewidth=1.0, zorder=1)

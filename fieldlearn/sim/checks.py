@@ -18,6 +18,9 @@ def check_scenario(s: "S.Scenario", counts: Sequence[int]) -> None:
     locs = [("deployments", i) for i in range(len(s.deployments))] + [("faults", i, "deployment") for i in joins]
     for loc, d, n in zip(locs, s.all_deployments(), counts):
         _check_deployment(d, loc, regions, n)
+        if isinstance(d, S.VehiclesDeployment) and s.mobility_step is not None:
+            raise ScenarioError("mobility_step does not apply to vehicles: they move with their trace or SUMO's steps "
+                                "(map time with the deployment's `time`)", "mobility_step")
     total = int(sum(counts))
     if total > S.MAX_DEVICES:
         raise ScenarioError(f"too many devices in all ({total} > {S.MAX_DEVICES})", "deployments")

@@ -20,13 +20,14 @@ from .faults import FAULTS, Fault
 from .kinds import Kinds
 from .links import Cut, FixedRule, KnnRule, RadiusRule, filter_links, sorted_unique
 from .loader import LoadedScenario
-from .mobility import MOBILITY, MobilityInputs, MobilityModel
+from .mobility import MOBILITY, MobilityInputs, MobilityModel, PopulationModel
 from .regions import Regions, covers_xy
 from .rng import key, stream
 from .timing import ROUND_TIMES
 
-# Order of events at one instant: faults change the world, then devices fire (one batch), then probes observe.
-FAULT, ROUND, PROBE = 0, 1, 2
+# Order of events at one instant: faults (and arrivals) change the world, then devices fire (one batch), then probes
+# observe, then departures: a device that departs at t is there all through t and gone just after it.
+FAULT, ROUND, PROBE, DEPART = 0, 1, 2, 3
 
 LINK_RULES = Kinds("links rule")
 
@@ -80,13 +81,15 @@ class Engine:
     """Runs one scenario: devices, environment, schedule, program and faults, event by event.
 
     Public state for metrics and resource adapters: `time`, `positions`, `region`, `alive`, `crashed`, `present`,
+    `departed` (devices of a deployment whose devices come and go, e.g. vehicles, that left for good),
     `graph`, `sensors`, `outputs`/`output(name)`, `rounds` (per device), `device_rounds`, `batches`, `vm`,
     `scenario`, `capacity`, `faults_log`, `regions`, `seed`, `period`, `device`, `base_dir`, `deployed_mobile`,
     `groups`, `moving` (groups present whose devices move), `faults`, `round_times`, `fault_rng`;
     hooks: `round_hooks` (after each batch), `result_hooks` (may take values out of a batch's results before they
-    are recorded as outputs), `crash_hooks` (devices that crashed), `every`/`at` (probes); `metrics` by name.
+    are recorded as outputs), `crash_hooks` (devices that crashed or departed), `every`/`at` (probes); `metrics` by
+    name.
     Changes of the world, for faults (`faults.FaultTarget`): `select`, `crash`, `restart`, `appear`, `pin`,
-    `set_sensor`, `add_cut`, `restore_links`, `add_fault`.
+    `set_sensor`, `add_cut`, `restore_links`, `add_fault`; devices that come and go (vehicles): `enter`, `depart`.
     """
 
     def __init__(self, loaded: LoadedScenario, program: Callable[[], Any] | None = None, *, device: str = "cpu"):
@@ -113,6 +116,7 @@ class Engine:
         self.env.set_positions(np.arange(cap), np.concatenate([g.placement.positions for g in self.groups]))
         self.present = np.zeros(cap, dtype=bool)
         self.crashed = np.zeros(cap, dtype=bool)
+        self.departed = np.zeros(cap, dtype=bool)
         self.pinned = np.zeros(cap, dtype=bool)
         self.moving: list[Group] = []
         self._positions_time = -math.inf
@@ -165,10 +169,11 @@ class Engine:
         groups, start = [], 0
         for i, (d, fault, count) in enumerate(zip(s.all_deployments(), brought_by, loaded.counts)):
             try:
-                placement = place(d, stream(s.seed, f"deployment/{i}"), self.regions, loaded.graphs.get(i))
+                placement = place(d, stream(s.seed, f"deployment/{i}"), self.regions, loaded.resolved(i))
             except ValueError as exc:
                 raise ScenarioError(str(exc), format_path(deployment_path(s, i))) from None
-            inputs = MobilityInputs(self.regions, s.period, key(s.seed, f"mobility/{i}"), loaded.traces.get(i))
+            inputs = MobilityInputs(self.regions, s.period, key(s.seed, f"mobility/{i}"), loaded.traces.get(i),
+                                    loaded.vehicles.get(i))
             mobility = MOBILITY.build(d.mobility, np.arange(start, start + count), inputs)
             groups.append(Group(i, start, count, d, fault, placement, mobility))
             start += count
@@ -255,7 +260,7 @@ class Engine:
             ids_parts: list[np.ndarray] = []
             while heap and heap[0][0] == t:
                 _, priority, _, kind, payload = heap[0]
-                if priority == PROBE and ids_parts:
+                if priority >= PROBE and ids_parts:
                     break  # fire the batch before probes observe this instant
                 heapq.heappop(heap)
                 if kind == "round":
@@ -279,6 +284,10 @@ class Engine:
             self._push_probe(start, interval, k + 1, fn)
         elif kind == "at":
             payload(self)
+        elif kind == "arrive":
+            self._arrivals(payload, t)
+        elif kind == "depart":
+            self.depart(payload.start + payload.mobility.departures(t))
 
     # -- rounds --------------------------------------------------------------------------------------------
     def _fire(self, t: float, parts: list[np.ndarray]) -> None:
@@ -373,7 +382,10 @@ class Engine:
         return self.env.graph
 
     def appear(self, group: Group, t: float) -> int:
-        """The devices of `group` appear at `t` where they are deployed, start moving and firing; returns how many."""
+        """The devices of `group` appear at `t` where they are deployed, start moving and firing; returns how many
+        (for a group whose devices come and go, those present at `t`: the others arrive when their model says)."""
+        if group.mobility.changes_population:
+            return self._start_population(group, t)
         ids = group.ids
         if group.mobility.moves:
             group.mobility.start(t, group.placement.positions)
@@ -383,6 +395,48 @@ class Engine:
         self.env.set_alive(ids, True)
         self._push_rounds(ids, self.round_times.start(ids, t))
         return group.count
+
+    # -- devices that come and go (vehicles) ----------------------------------------------------------------------
+    def _start_population(self, group: Group, t: float) -> int:
+        """A group whose model says who is present when (a PopulationModel): it starts moving, and its devices present
+        at `t` arrive now; the others arrive (and depart) at the instants its model names."""
+        group.mobility.start(t, group.placement.positions)
+        self.moving.append(group)
+        self._positions_time = -math.inf
+        self._update_positions(t)
+        return self._arrivals(group, t)
+
+    def _arrivals(self, group: Group, t: float) -> int:
+        """The devices of `group` that arrive at `t` enter; their departures are due at the end of `t`, and the group's
+        next change is scheduled."""
+        model: PopulationModel = group.mobility  # type: ignore[assignment]
+        ids = group.start + model.arrivals(t)
+        self.enter(ids, t)
+        self._push(t, DEPART, "depart", group)
+        nxt = model.next_change(t)
+        if nxt < self.end_time:
+            self._push(nxt, FAULT, "arrive", group)
+        return len(ids)
+
+    def enter(self, ids: np.ndarray, t: float) -> None:
+        """Devices `ids` join at `t` as fresh devices (no state: new ids, or ids whose state was dropped when they
+        departed): present, alive, firing from `t` on."""
+        if len(ids) == 0:
+            return
+        self.present[ids] = True
+        self.departed[ids] = False
+        self.env.set_alive(ids, True)
+        self._push_rounds(ids, self.round_times.start(ids, t))
+
+    def depart(self, ids: np.ndarray) -> None:
+        """Devices `ids` leave the world: no rounds, no links, no outputs, their state dropped as for a crash (the VM
+        and the crash hooks forget them); they are no longer present (nor crashed)."""
+        if len(ids) == 0:
+            return
+        self.crash(ids)
+        self.crashed[ids] = False
+        self.present[ids] = False
+        self.departed[ids] = True
 
     def _update_positions(self, t: float) -> None:
         """Bring moving devices to time `t` (or to the last mobility-update instant, with `mobility_step`)."""

@@ -67,7 +67,7 @@ class Environment:
         if count == 0:
             return
         xy = np.asarray(xy, dtype=np.float64).reshape(count, 2)
-        if np.array_equal(self.positions[where], xy):
+        if np.array_equal(self.positions[where], xy, equal_nan=True):  # NaN: an absent device (no position)
             return
         self.positions[where] = xy
         self._region_stale = len(self.regions) > 0

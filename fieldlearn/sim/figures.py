@@ -213,7 +213,8 @@ def snapshot_png(captures: list[Capture], snap: Any, e: "Engine") -> bytes:
 
 def snapshot_figure(captures: list[Capture], snap: Any, e: "Engine") -> Any:
     """Panels of the network at the captured times: links, devices coloured by the value (outlined, so that pale
-    colours show on white; ids with a categorical palette), region outlines."""
+    colours show on white; ids with a categorical palette), region outlines, and the street network behind them
+    when the scenario names one."""
     from matplotlib.collections import LineCollection
     from matplotlib.colors import ListedColormap, Normalize
     from matplotlib.figure import Figure
@@ -229,7 +230,8 @@ def snapshot_figure(captures: list[Capture], snap: Any, e: "Engine") -> Any:
     else:
         lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
         cmap, norm = snap.cmap, Normalize(lo, hi if hi > lo else lo + 1.0)
-    allpos = np.concatenate([c.positions for c in captures] + [np.zeros((0, 2))])
+    streets = e.loaded.streets.polylines() if e.loaded.streets is not None else []
+    allpos = np.concatenate([c.positions for c in captures] + streets + [np.zeros((0, 2))])
     for poly in e.regions.polygons:
         allpos = np.concatenate([allpos, np.asarray(poly.exterior.coords)])
     aspect = 1.0
@@ -248,6 +250,8 @@ def snapshot_figure(captures: list[Capture], snap: Any, e: "Engine") -> Any:
             ax.set_axis_off()
             continue
         c = captures[k]
+        if streets:
+            ax.add_collection(LineCollection(streets, colors="0.86", linewidths=1.4, zorder=0, capstyle="round"))
         for name, poly in zip(e.regions.names, e.regions.polygons):
             xs, ys = poly.exterior.xy
             ax.plot(xs, ys, color="0.3", linewidth=1.0)

@@ -42,7 +42,7 @@ class Frame:
     time: float
     positions: np.ndarray  # float32 (capacity, 2)
     alive: np.ndarray  # bool: present and not crashed
-    present: np.ndarray  # bool: deployed (joined) by now, crashed or not
+    present: np.ndarray  # bool: in the world now (joined, and not departed), crashed or not
     links: np.ndarray  # int32 (m, 2): each link once, lower id first; shared by frames while the graph is unchanged
     values: dict[str, np.ndarray]  # float64 per device; NaN where the device holds no value (or a placeholder id)
     faults: int  # how many faults had happened by this time (a prefix of Recording.faults)
@@ -55,7 +55,8 @@ class Frame:
 
 @dataclass
 class Recording:
-    """Every recorded frame of a run plus what does not change: region outlines, the fault log, value kinds."""
+    """Every recorded frame of a run plus what does not change: region outlines, the fault log, value kinds, and the
+    street network drawn behind the devices (lane centre lines, when the scenario names `streets`)."""
 
     name: str
     capacity: int
@@ -65,6 +66,7 @@ class Recording:
     faults: list[FaultMark] = field(default_factory=list)
     categorical: dict[str, bool] = field(default_factory=dict)
     note: str = ""  # what a reader must know (e.g. only the final state was recorded)
+    streets: list[np.ndarray] = field(default_factory=list)  # polylines (k, 2) in the devices' coordinates
 
     @property
     def names(self) -> list[str]:
@@ -102,8 +104,9 @@ class Recording:
         return np.isfinite(a[:, 0]) & np.isfinite(b[:, 0]) & np.any(a != b, axis=1)
 
     def bounds(self) -> tuple[float, float, float, float]:
-        """(xmin, ymin, xmax, ymax) over every device position and region outline."""
-        parts = [f.positions[np.isfinite(f.positions[:, 0])] for f in self.frames] + list(self.region_outlines)
+        """(xmin, ymin, xmax, ymax) over every device position, region outline and street."""
+        parts = ([f.positions[np.isfinite(f.positions[:, 0])] for f in self.frames] + list(self.region_outlines)
+                 + list(self.streets))
         pts = np.concatenate([p.reshape(-1, 2) for p in parts] + [np.zeros((0, 2))])
         if len(pts) == 0:
             return (0.0, 0.0, 1.0, 1.0)
@@ -132,7 +135,7 @@ class Recording:
                 out.append(Frame(f.time, pos, f.alive & mask, f.present & mask, links,
                                  {k: np.where(mask, v, np.nan) for k, v in f.values.items()}, f.faults, f.walls))
         return Recording(self.name, self.capacity, out, self.region_names, self.region_outlines, self.faults,
-                         self.categorical, self.note)
+                         self.categorical, self.note, self.streets)
 
 
 def _float_values(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -218,9 +221,11 @@ class FrameRecorder:
         """The recording, with the final state (at the end time) added when the last frame is earlier."""
         if not self.frames or self.frames[-1].time < e.time:
             self.capture(e)
+        streets = e.loaded.streets
         return Recording(e.scenario.name or "scenario", e.capacity, self.frames, list(e.regions.names),
                          [np.asarray(p.exterior.coords) for p in e.regions.polygons],
-                         [FaultMark(r.time, r.kind, r.count) for r in e.faults_log], dict(self.categorical))
+                         [FaultMark(r.time, r.kind, r.count) for r in e.faults_log], dict(self.categorical),
+                         streets=streets.polylines() if streets is not None else [])
 
 
 def final_state(e: "Engine") -> Recording:

@@ -4,6 +4,7 @@
     loaded.scenario        # the validated schema (defaults filled in)
     loaded.program         # the declared program, its parameters bound and checked in loaded.params
     loaded.graphs, loaded.traces, loaded.counts   # what the checks built and read (networkx graphs, trace rows)
+    loaded.vehicles, loaded.streets               # vehicle deployments' plans (trace read, SUMO run planned), streets
 
 Everything a run needs that can be wrong is found here, before any result folder exists; every error is a
 ScenarioError naming the file and the YAML path of the bad value.
@@ -31,7 +32,10 @@ from .locate import ProgramRef, locate_program
 from .mobility import read_trace
 from .overrides import apply_overrides
 from .parameters import bind_parameters
+from .safexml import FileFormatError
 from .shipped import scenario_path
+from .streets import StreetNetwork, read_districts, read_net
+from .vehicles import resolve_vehicles
 from .yaml_reader import YamlLimitError, read_yaml
 
 __all__ = ["LoadedScenario", "load_scenario", "resolve_scenario", "read_scenario_file", "RESOURCES"]
@@ -54,6 +58,13 @@ class LoadedScenario:
     counts: tuple[int, ...]
     graphs: dict[int, Any] = field(default_factory=dict)
     traces: dict[int, np.ndarray] = field(default_factory=dict)
+    vehicles: dict[int, Any] = field(default_factory=dict)  # vehicle deployments: a vehicles.ReplayPlan or LivePlan
+    streets: StreetNetwork | None = None  # the street network the scenario names (drawn behind the devices)
+
+    def resolved(self, i: int) -> Any:
+        """What was built or read for deployment `i` (id order): a graph deployment's networkx graph, a vehicle
+        deployment's plan; None for the others."""
+        return self.graphs.get(i, self.vehicles.get(i))
 
     @property
     def program(self) -> Program:
@@ -131,11 +142,18 @@ def resolve_scenario(data: Mapping[str, Any], base_dir: str | Path | None = None
     """Validate a raw scenario mapping and resolve everything it names (ScenarioError naming the YAML path)."""
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     scenario = _validate(data, name)
+    if isinstance(scenario.regions, S.RegionsFile):
+        scenario = scenario.model_copy(update={"regions": regions_from_file(scenario.regions.from_file, base)})
     deps = scenario.all_deployments()
     graphs = {i: build_generator_graph(d, deployment_path(scenario, i)) for i, d in enumerate(deps)
               if isinstance(d, S.GraphDeployment)}
-    counts = tuple(graphs[i].number_of_nodes() if i in graphs else d.n_devices for i, d in enumerate(deps))
+    find = lambda name, loc: resolve_file(name, base, loc)  # noqa: E731
+    vehicles = {i: resolve_vehicles(d, deployment_path(scenario, i), base, find, scenario.end_time)
+                for i, d in enumerate(deps) if isinstance(d, S.VehiclesDeployment)}
+    counts = tuple(graphs[i].number_of_nodes() if i in graphs else vehicles[i].count if i in vehicles else d.n_devices
+                   for i, d in enumerate(deps))
     check_scenario(scenario, counts)
+    streets = read_streets(scenario.streets, base) if scenario.streets is not None else None
     traces = {}
     for i, d in enumerate(deps):
         if isinstance(d.mobility, S.TraceSpec):
@@ -150,7 +168,7 @@ def resolve_scenario(data: Mapping[str, Any], base_dir: str | Path | None = None
             raise ScenarioError(f"the program needs {need!r}, which the simulator cannot provide (it provides: "
                                 f"{', '.join(RESOURCES)})", "program.name")
         resources[need] = _configure(need, getattr(scenario, RESOURCES[need]), scenario)
-    return LoadedScenario(scenario, base, source, ref, params, resources, counts, graphs, traces)
+    return LoadedScenario(scenario, base, source, ref, params, resources, counts, graphs, traces, vehicles, streets)
 
 
 def _validate(data: Mapping[str, Any], name: str | None) -> S.Scenario:
@@ -181,6 +199,37 @@ def _configure(need: str, raw: Any, scenario: S.Scenario) -> Any:
 
         return configure_learning(raw, scenario)
     raise AssertionError(need)  # pragma: no cover - RESOURCES lists only what is handled here
+
+
+def regions_from_file(name: str, base_dir: Path) -> list[S.RegionSpec]:
+    """The regions of `regions: {from_file: NAME}`: the districts of a districts file, in its order."""
+    loc = ("regions", "from_file")
+    path = resolve_file(name, base_dir, loc)
+    try:
+        districts = read_districts(path)
+    except FileFormatError as exc:
+        raise ScenarioError(str(exc), format_path(loc)) from None
+    out = []
+    for d in districts:
+        try:
+            out.append(S.RegionSpec.model_validate({"name": d.name, "polygon": [list(p) for p in d.polygon]}))
+        except ValidationError as exc:
+            reason = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+            raise ScenarioError(f"{path}: district {d.name!r}: {reason}", format_path(loc)) from None
+    if not out:
+        raise ScenarioError(f"{path}: no districts", format_path(loc))
+    return out
+
+
+def read_streets(name: str, base_dir: Path) -> StreetNetwork:
+    """The street network of `streets: NAME`: a streets JSON (fieldlearn.streets/1) or a SUMO network (.net.xml)."""
+    path = resolve_file(name, base_dir, ("streets",))
+    try:
+        if path.name.lower().removesuffix(".gz").endswith(".json"):
+            return StreetNetwork.from_json(path)
+        return read_net(path)
+    except FileFormatError as exc:
+        raise ScenarioError(str(exc), "streets") from None
 
 
 def resolve_file(name: str, base_dir: Path, loc: tuple) -> Path:

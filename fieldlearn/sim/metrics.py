@@ -36,6 +36,8 @@ def _mean_degree(e: "Engine") -> float:
 BUILTIN: dict[str, Metric] = {
     "devices": lambda e: int(e.alive.sum()),
     "crashed": lambda e: int(e.crashed.sum()),
+    "present": lambda e: int(e.present.sum()),
+    "departed": lambda e: int(e.departed.sum()),
     "links": lambda e: int(e.graph.n_links),
     "degree": _mean_degree,
     "device_rounds": lambda e: int(e.device_rounds),

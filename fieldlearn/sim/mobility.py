@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from shapely.geometry import Polygon
@@ -29,12 +30,14 @@ class MobilityInputs:
     period: float
     key: int
     trace: np.ndarray | None = None
+    source: Any = None  # what the loader resolved for a vehicle deployment (LoadedScenario.vehicles)
 
 
 class MobilityModel:
     """Moves a fixed set of devices (`ids`, global); `positions(t)` must be called with non-decreasing `t`."""
 
     moves = True  # False: the devices stay where they are deployed, and the engine never asks
+    changes_population = False  # True: a PopulationModel, whose devices come and go
 
     def __init__(self, spec: object, ids: np.ndarray, inputs: MobilityInputs):
         self.ids = np.asarray(ids, dtype=np.int64)
@@ -46,6 +49,27 @@ class MobilityModel:
     def positions(self, t: float) -> np.ndarray:
         """Positions of `ids` at time `t`, shape (len(ids), 2)."""
         return self._static
+
+
+class PopulationModel(MobilityModel):
+    """Moves devices that come and go (vehicles): each is present from its arrival to its departure, and absent (no
+    position: NaN) before and after. The engine asks, at each `next_change` instant t, for the `arrivals(t)` (before
+    the rounds of t) and the `departures(t)` (after everything else at t: present at t, gone just after it), with
+    non-decreasing t; both are indices into `ids`, ascending, each device arriving before it departs."""
+
+    changes_population = True
+
+    def arrivals(self, t: float) -> np.ndarray:
+        """Devices present at `t` that were not before (they join as fresh devices)."""
+        raise NotImplementedError
+
+    def departures(self, t: float) -> np.ndarray:
+        """Devices present at `t` that are gone just after it."""
+        raise NotImplementedError
+
+    def next_change(self, t: float) -> float:
+        """The first instant after `t` at which devices may arrive or depart (inf: none)."""
+        raise NotImplementedError
 
 
 @MOBILITY.register(S.Static)

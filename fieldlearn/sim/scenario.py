@@ -81,6 +81,13 @@ class RegionSpec(Model):
         return self.polygon if self.polygon is not None else box_polygon(self.box)  # type: ignore[arg-type]
 
 
+class RegionsFile(Model):
+    """`regions: {from_file: PATH}`: the regions are the districts of a file (`fieldlearn.districts/1`, as
+    fieldlearn.sim.streets.write_districts writes it), relative to the scenario's folder; the loader reads it."""
+
+    from_file: Annotated[str, Field(min_length=1, max_length=4096)]
+
+
 class Selector(Model):
     """Which devices a fault or sensor setting targets, evaluated when it applies (positions at that time).
 
@@ -270,8 +277,100 @@ class GraphDeployment(_Deployment):
     origin: Point = [0.0, 0.0]
 
 
+class SourceTime(Model):
+    """How simulator time maps to the seconds of a trace or of SUMO: source second = start + scale * t."""
+
+    start: Coordinate = 0.0
+    scale: PosFloat = 1.0
+
+
+class TraceSource(Model):
+    """Vehicles replayed from a recorded trace: a SUMO FCD export (.xml), a CSV (id, time, x, y or lat, lon) or a
+    GPX file, optionally gzipped, relative to the scenario's folder (read by the loader)."""
+
+    file: Annotated[str, Field(min_length=1, max_length=4096)]
+    format: Literal["auto", "fcd", "csv", "gpx"] = "auto"  # auto: from the file name
+    coords: Literal["auto", "xy", "lonlat"] = "auto"  # FCD only: SUMO's metres, or geo-coordinates (projected)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"file": data} if isinstance(data, str) else data
+
+
+class CityKeys(Model):
+    """A city generated with SUMO's netgenerate and randomTrips.py (fieldlearn.sim.sumo.CitySpec)."""
+
+    network: Literal["grid", "spider"] = "grid"
+    blocks: Annotated[list[Annotated[int, Field(ge=1, le=1000)]], Field(min_length=2, max_length=2)] = [6, 6]
+    block_length: PosFloat = 100.0
+    lanes: Annotated[int, Field(ge=1, le=8)] = 1
+    vehicles: Annotated[int, Field(ge=1, le=MAX_DEVICES)] = 300
+    depart_end: PosFloat = 240.0
+    duration: PosFloat = 300.0
+    min_trip: NonNegFloat = 0.0
+    seed: Annotated[int, Field(ge=0, lt=2**31)] = 0
+
+
+class SumoSource(Model):
+    """Vehicles driven live by SUMO (libsumo or traci), from one of: a SUMO configuration (`config`), a network and
+    route files (`net`, `routes`), or a generated city (`city`). Paths are relative to the scenario's folder."""
+
+    config: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+    net: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+    routes: Annotated[list[Annotated[str, Field(min_length=1, max_length=4096)]], Field(min_length=1)] | None = None
+    city: CityKeys | None = None
+    cache: Annotated[str, Field(min_length=1, max_length=4096)] | None = None  # generated cities (default: user cache)
+    backend: Literal["libsumo", "traci"] = "libsumo"
+    begin: NonNegFloat | None = None  # SUMO seconds (default: the configuration's, else 0)
+    end: PosFloat | None = None  # default: the configuration's, else one step past the scenario's end
+    step_length: PosFloat | None = None  # default: the configuration's, else 1 s
+    seed: Annotated[int, Field(ge=0, lt=2**31)] | None = None  # SUMO's (default: the city's, the config's, else 0)
+    vehicles: Annotated[int, Field(ge=1, le=MAX_DEVICES)] | None = None  # default: counted in the route files
+
+    @field_validator("routes", mode="before")
+    @classmethod
+    def _one_route_file(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _source(self) -> "SumoSource":
+        given = [k for k in ("config", "net", "city") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of config, net (with routes), city"
+                             + (f" (got {', '.join(given)})" if given else ""))
+        if (self.net is None) != (self.routes is None):
+            raise ValueError("net and routes go together (a network and its route files)")
+        if self.cache is not None and self.city is None:
+            raise ValueError("cache applies only with city")
+        return self
+
+
+class VehiclesDeployment(Model):
+    """Vehicles that join when they depart and leave when they arrive (capacity: every vehicle of the run), replayed
+    from a recorded `trace` or driven live by `sumo`; `time` maps simulator time to the source's seconds."""
+
+    kind: Literal["vehicles"]
+    name: str | None = None
+    sensors: SensorValues = {}
+    trace: TraceSource | None = None
+    sumo: SumoSource | None = None
+    time: SourceTime = Field(default_factory=SourceTime)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "VehiclesDeployment":
+        _one_of(self, ("trace", "sumo"))
+        return self
+
+    @property
+    def mobility(self) -> TraceSource | SumoSource:
+        """The source that moves the vehicles (the mobility kind built for them)."""
+        return self.trace if self.trace is not None else self.sumo  # type: ignore[return-value]
+
+
 Deployment = Annotated[
-    Union[GridDeployment, RandomDeployment, PointsDeployment, GraphDeployment], Field(discriminator="kind")
+    Union[GridDeployment, RandomDeployment, PointsDeployment, GraphDeployment, VehiclesDeployment],
+    Field(discriminator="kind"),
 ]
 
 
@@ -504,7 +603,8 @@ class Scenario(Model):
     description: Annotated[str, Field(max_length=4000)] | None = None
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
     duration: Duration
-    regions: list[RegionSpec] = []
+    regions: Union[list[RegionSpec], RegionsFile] = []  # the loader replaces a RegionsFile by its regions
+    streets: Annotated[str, Field(min_length=1, max_length=4096)] | None = None  # drawn behind the devices
     sensors: dict[str, Union[Scalar, SensorSpec]] = {}
     deployments: Annotated[list[Deployment], Field(min_length=1)]
     links: Links
@@ -528,6 +628,8 @@ class Scenario(Model):
         return d.rounds * self.period if d.rounds is not None else float(d.time)  # type: ignore[arg-type]
 
     def region_names(self) -> list[str]:
+        if isinstance(self.regions, RegionsFile):
+            raise ValueError("regions: {from_file: ...} is read by the loader (fieldlearn.sim.loader)")
         return [r.name for r in self.regions]
 
     def sensor_names(self) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .export import write_atomic
+from .files import write_atomic
 from .safexml import FileFormatError, open_text, parse_stream
 
 STREETS_FORMAT = "fieldlearn.streets/1"

@@ -27,7 +27,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from .safexml import parse_stream
+from .safexml import FileFormatError, parse_stream
 from .traces import MobilityFrame, TimeMap
 
 
@@ -98,6 +98,59 @@ def sumo_missing(binding: bool = False) -> str | None:
             except SumoUnavailable as exc:
                 return str(exc)
     return None
+
+
+def binding_missing(backend: Literal["libsumo", "traci"]) -> str | None:
+    """Why a live run through `backend` cannot start here (None when it can): traci also needs the `sumo` program."""
+    try:
+        _binding(backend)
+        if backend == "traci":
+            sumo_binary("sumo")
+    except SumoUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def read_sumo_config(path: str | Path) -> dict[str, str]:
+    """The options of a SUMO configuration file (`<configuration><input><net-file value="..."/>...`): option name
+    to its value, as written (paths in it are relative to the file's folder)."""
+    path = Path(path)
+    options: dict[str, str] = {}
+    depth = [0]
+
+    def start(tag: str, attrs: dict[str, str], line: int) -> None:
+        depth[0] += 1
+        if depth[0] == 1 and tag not in ("configuration", "sumoConfiguration"):
+            raise FileFormatError(f"not a SUMO configuration: the root element is <{tag}>, not <configuration>", path,
+                                  line)
+        if depth[0] >= 2 and "value" in attrs:
+            options[tag] = attrs["value"]
+
+    def end(tag: str, line: int) -> None:
+        depth[0] -= 1
+
+    parse_stream(path, start, end)
+    return options
+
+
+def route_vehicles(routes: Sequence[str | Path]) -> int:
+    """How many vehicles route files insert (`<vehicle>` and `<trip>` elements); FileFormatError for a `<flow>`, whose
+    count depends on the run."""
+    return sum(_vehicles_in(Path(p)) for p in routes)
+
+
+def _vehicles_in(path: Path) -> int:
+    n = [0]
+
+    def start(tag: str, attrs: dict[str, str], line: int) -> None:
+        if tag in ("vehicle", "trip"):
+            n[0] += 1
+        elif tag == "flow":
+            raise FileFormatError("a <flow> inserts vehicles as the run goes: give the most vehicles the run may "
+                                  "insert (sumo.vehicles)", path, line)
+
+    parse_stream(path, start)
+    return n[0]
 
 
 def _env() -> dict[str, str]:
@@ -299,14 +352,7 @@ def _generate(spec: CitySpec, work: Path) -> list[str]:
 
 
 def _count_vehicles(routes: Path) -> int:
-    n = [0]
-
-    def start(tag: str, attrs: dict[str, str], line: int) -> None:
-        if tag in ("vehicle", "trip"):
-            n[0] += 1
-
-    parse_stream(routes, start)
-    return n[0]
+    return _vehicles_in(routes)
 
 
 # ------------------------------------------------------------------------------------------------ live
@@ -375,6 +421,17 @@ class LiveSumo:
     @property
     def names(self) -> list[str]:
         return self._names
+
+    @property
+    def upcoming(self) -> MobilityFrame | None:
+        """The first SUMO step after the time last asked, already taken (its time is SUMO's); None before the first
+        `at` or once the run is over. The vehicles of the last step missing from it leave after that step."""
+        return self._ahead
+
+    @property
+    def finished(self) -> bool:
+        """Whether SUMO has no step left (every later `at` answers nobody)."""
+        return self._over and self._ahead is None
 
     def _step(self) -> MobilityFrame | None:
         """Advance SUMO one step: the vehicles on the road after it, at the step's time; None after the end."""

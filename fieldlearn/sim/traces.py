@@ -174,13 +174,14 @@ class RecordedTrace:
         idx = self.present(t)
         return MobilityFrame(t, idx, self.positions(t, idx))
 
-    def positions(self, t: float, devices: np.ndarray) -> np.ndarray:
-        """Positions at time t of `devices`, which must all be present at t."""
+    def positions(self, t: float | np.ndarray, devices: np.ndarray) -> np.ndarray:
+        """Positions at time t (one time, or one per device) of `devices`, which must all be present then."""
         devices = np.asarray(devices, dtype=np.int64)
         rank = np.searchsorted(self._instants, t, side="right") - 1
         i = np.searchsorted(self._keys, devices * len(self._instants) + rank, side="right") - 1
         if len(devices) and (np.any(i < self._lo[devices]) or np.any(t > self.last[devices])):
-            raise ValueError(f"positions asked at time {t:g} for devices not present then")
+            shown = f"{t:g}" if np.ndim(t) == 0 else "the times given"
+            raise ValueError(f"positions asked at {shown} for devices not present then")
         j = np.minimum(i + 1, self._hi[devices] - 1)
         t0, t1 = self.times[i], self.times[j]
         with np.errstate(divide="ignore", invalid="ignore"):

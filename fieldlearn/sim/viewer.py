@@ -1,7 +1,8 @@
 """One self-contained HTML viewer of a run (plotly, plotly.js embedded: it opens offline in any browser).
 
 Play/pause and a time slider over the recorded frames, a menu choosing the value that colours the devices, hover
-for a device's id and values, buttons turning links and regions on and off, and, when metrics are given (learning
+for a device's id and values, buttons turning links and regions on and off, the street network behind the devices
+(when the scenario names one), and, when metrics are given (learning
 scenarios), a plot of CAcc and of the hovered mobile device's per-area accuracy whose cursor follows the slider.
 Long or large runs are thinned (every k-th frame, then every k-th device) to stay under `max_bytes`, and the page
 says so.
@@ -283,6 +284,10 @@ class _Builder:
         first = self.dynamic(0)
         f0 = rec.frames[0]
         xy0 = self.xy(f0)
+        if rec.streets:  # beneath everything, and only when the scenario names a street network
+            sx, sy = _polylines([np.column_stack([self.gx(p[:, 0]), self.gy(p[:, 1])]) for p in rec.streets])
+            self.add("streets", {"type": "scatter", "x": typed(sx), "y": typed(sy), "mode": "lines", "name": "streets",
+                                 "line": {"color": "#dcdcdc", "width": 2}, "hoverinfo": "skip", "showlegend": False})
         rx, ry = _polylines([np.column_stack([self.gx(o[:, 0]), self.gy(o[:, 1])]) for o in rec.region_outlines])
         self.add("regions", {"type": "scatter", "x": typed(rx), "y": typed(ry), "mode": "lines", "name": "regions",
                              "line": {"color": "#595959", "width": 1.2}, "hoverinfo": "skip", "showlegend": False})

@@ -38,3 +38,24 @@ def gradient_program(source: str = "source") -> dict:
 def heard_program() -> dict:
     """How many neighbours' messages each device received this round (aligned neighbours of one nbr)."""
     return {"heard": nbr(1.0).sum()}
+
+
+CITY: dict[str, Any] = {
+    "name": "city",
+    "seed": 1,
+    "duration": {"rounds": 40},
+    "regions": {"from_file": "data/city-6x6/districts.json"},
+    "streets": "data/city-6x6/streets.json",
+    "sensors": {"source": {"default": False, "set": [{"devices": {"deployment": "rsu"}, "value": True}]}},
+    "deployments": [{"name": "vehicles", "kind": "vehicles", "trace": "data/city-6x6/fcd.xml.gz"},
+                    {"name": "rsu", "kind": "points", "points": [[150.0, 150.0]]}],
+    "links": {"rule": "radius", "radius": 100.0},
+    "program": {"name": "gradient"},
+}
+
+
+def city(**changes: Any) -> LoadedScenario:
+    """The shipped 6x6 city's vehicles (replayed) and one road-side unit, districts as regions, streets drawn."""
+    data = copy.deepcopy(CITY)
+    data.update(changes)
+    return resolve_scenario(data, SCENARIOS)

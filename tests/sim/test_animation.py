@@ -118,3 +118,16 @@ def test_a_result_without_frames_animates_its_final_state(faulty):
     plain = run_scenario(resolve_scenario(dict(copy.deepcopy(FAULTY), exports={"values": ["gradient"]})))
     anim = animate(plain)
     assert len(anim.recording.frames) == 1 and "final state" in anim.recording.note
+
+
+def test_the_street_network_is_drawn_beneath_everything():
+    from matplotlib.collections import LineCollection
+
+    streets = [np.array([[0.0, 0.0], [10.0, 0.0]]), np.array([[0.0, 0.0], [0.0, 10.0], [10.0, 10.0]])]
+    rec = four_devices()
+    fig, painter = A.figure_for(rec, None)
+    assert not [c for c in painter.ax.collections if isinstance(c, LineCollection) and c.get_zorder() == 0]
+    rec.streets = streets
+    fig, painter = A.figure_for(rec, None)
+    drawn = [c for c in painter.ax.collections if isinstance(c, LineCollection) and c.get_zorder() == 0]
+    assert len(drawn) == 1 and [s.tolist() for s in drawn[0].get_segments()] == [s.tolist() for s in streets]

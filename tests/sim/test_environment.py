@@ -50,3 +50,13 @@ def test_graph_is_a_calculus_graph_and_cuts_keep_its_row_order():
     assert cut.indptr.tolist() == [0, 1, 2, 3, 4] and cut.neighbours.tolist() == [1, 0, 3, 2]
     indptr, nbrs, dist = cut.inbox_links(np.array([1, 3]))  # the inbox rows of a partial batch
     assert indptr.tolist() == [0, 1, 2] and nbrs.tolist() == [0, 2] and dist.tolist() == [1.0, 1.0]
+
+
+def test_absent_devices_without_a_position_do_not_count_as_moves():
+    env = Environment(3, Regions([], []), RadiusRule(1.0))
+    env.set_positions(np.arange(3), np.array([[0.0, 0.0], [0.5, 0.0], [np.nan, np.nan]]))
+    env.set_alive(np.array([0, 1]), True)
+    g = env.graph
+    env.set_positions(np.arange(3), np.array([[0.0, 0.0], [0.5, 0.0], [np.nan, np.nan]]))
+    assert env.graph is g and env.rebuilds == 1 and env.region.tolist() == [-1, -1, -1]
+    assert g.rows().tolist() == [0, 1] and g.neighbours.tolist() == [1, 0]

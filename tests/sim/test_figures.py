@@ -121,3 +121,22 @@ def test_snapshot_markers_are_outlined_so_pale_colours_show_on_white():
     devices = fig.axes[0].collections[1]
     edges = devices.get_edgecolors()
     assert len(edges) and (edges[:, :3].mean(axis=1) < 0.5).all() and (devices.get_linewidths() > 0).all()
+
+
+def test_a_snapshot_draws_the_street_network_behind_the_devices():
+    from matplotlib.collections import LineCollection
+
+    from .sim_helpers import city
+
+    loaded = city(exports={"figures": {"snapshots": [{"times": [20], "links": False}]}})
+    e = Engine(loaded)
+    rec = Recorder(e)
+    e.run()
+    fig = snapshot_figure(rec.captures[0], rec.exports.figures.snapshots[0], e)
+    streets = [c for c in fig.axes[0].collections if isinstance(c, LineCollection)]
+    assert len(streets) == 1 and len(streets[0].get_segments()) == 168 and streets[0].get_zorder() == 0
+    plain = Engine(city(streets=None, exports={"figures": {"snapshots": [{"times": [20], "links": False}]}}))
+    rec2 = Recorder(plain)
+    plain.run()
+    fig2 = snapshot_figure(rec2.captures[0], rec2.exports.figures.snapshots[0], plain)
+    assert not [c for c in fig2.axes[0].collections if isinstance(c, LineCollection)]

@@ -173,3 +173,19 @@ def test_a_trace_on_its_network_becomes_frames():
     assert np.isfinite(r2.frames[0].positions).all() and len(r2.frames[0].links) == 3
     with pytest.raises(ValueError, match="every"):
         recording_from_trace(trace, net, every=0)
+
+
+def test_vehicles_absent_from_a_frame_have_no_position_and_the_streets_come_along():
+    from .sim_helpers import city
+
+    e = Engine(city())
+    rec = FrameRecorder(e, 5.0)
+    e.run()
+    recording = rec.finish(e)
+    assert len(recording.streets) == 168 and all(p.shape[1] == 2 for p in recording.streets)
+    f = recording.frames[4]  # t = 20
+    assert f.time == 20.0 and f.present.sum() == 1 + len(e.loaded.vehicles[0].trace.present(20.0))
+    assert np.isnan(f.positions[~f.present]).all() and np.isfinite(f.positions[f.present]).all()
+    assert recording.select(frames=[0, 1]).streets is recording.streets
+    x0, y0, x1, y1 = recording.bounds()
+    assert x0 <= -1.6 and y0 <= -1.6 and x1 >= 601.6 and y1 >= 601.6  # the streets' extent

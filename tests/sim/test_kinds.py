@@ -55,3 +55,8 @@ def _members(union: object) -> tuple[type, ...]:
 def test_every_kind_of_the_schema_has_a_runtime_builder(table, union):
     kinds = _members(union)
     assert len(kinds) >= 3 and all(k in table for k in kinds)
+
+
+def test_the_vehicle_sources_are_mobility_kinds_and_vehicles_a_placement():
+    """A vehicle deployment's `trace:` or `sumo:` block is its mobility kind (vehicles.py registers them)."""
+    assert S.TraceSource in MOBILITY and S.SumoSource in MOBILITY and S.VehiclesDeployment in PLACEMENTS

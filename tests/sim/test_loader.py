@@ -95,3 +95,33 @@ def test_fuzz_yaml_text(tmp_path_factory, text):
         load_scenario(f)
     except ScenarioError:
         pass
+
+
+def test_regions_from_a_districts_file_and_streets_from_json_or_a_sumo_network(tmp_path):
+    from .sim_helpers import CITY, SCENARIOS, city
+
+    loaded = city()
+    regions = loaded.scenario.regions
+    assert [r.name for r in regions] == ["district0", "district1", "district2", "district3"]
+    assert regions[3].polygon == [[300.0, 300.0], [601.6, 300.0], [601.6, 601.6], [300.0, 601.6]]
+    assert "from_file" not in loaded.to_yaml() and "district3" in loaded.to_yaml()  # what ran: the polygons
+    from_json = loaded.streets
+    from_net = city(streets="data/city-6x6/net.net.xml.gz").streets
+    assert len(from_json.lanes) == len(from_net.lanes) == 168 and from_json.bounds == from_net.bounds
+    for name, changes, path, message in [
+        ("absent", {"regions": {"from_file": "nowhere.json"}}, "regions.from_file", "not found"),
+        ("streets", {"regions": {"from_file": "data/city-6x6/streets.json"}}, "regions.from_file",
+         'expected a JSON object with "format": "fieldlearn.districts/1"'),
+        ("no streets", {"streets": "data/city-6x6/districts.json"}, "streets", "fieldlearn.streets/1"),
+        ("bad net", {"streets": "data/city-6x6/routes.rou.xml.gz"}, "streets", "not a SUMO network"),
+    ]:
+        with pytest.raises(ScenarioError) as err:
+            city(**changes)
+        assert err.value.path == path and message in err.value.text, name
+    bad = tmp_path / "d.json"
+    bad.write_text('{"format": "fieldlearn.districts/1", "districts": [{"name": "flat", "polygon": '
+                   '[[0, 0], [1, 1], [2, 2]]}]}')
+    with pytest.raises(ScenarioError) as err:
+        city(regions={"from_file": str(bad)})
+    assert err.value.path == "regions.from_file" and "district 'flat'" in err.value.text and "area" in err.value.text
+    assert CITY["regions"] == {"from_file": "data/city-6x6/districts.json"} and SCENARIOS.is_dir()

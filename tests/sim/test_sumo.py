@@ -183,3 +183,53 @@ def test_a_live_run_sumo_refuses_is_reported(city, tmp_path):
         LiveSumo(SumoRun(city.net, (tmp_path / "absent.rou.xml",), end=10))
     with LiveSumo(city.run()) as live:  # the failed start left libsumo free
         assert len(live.at(0.0).index) == 1
+
+
+# ------------------------------------------------------------------------------------------- configurations, routes
+def test_a_sumo_configuration_is_read_option_by_option(tmp_path):
+    from fieldlearn.sim.safexml import FileFormatError
+    from fieldlearn.sim.sumo import read_sumo_config
+
+    cfg = tmp_path / "run.sumocfg"
+    cfg.write_text('<configuration><input><net-file value="n.net.xml"/><route-files value="a.rou.xml, b.rou.xml"/>'
+                   '</input><time><begin value="5"/><step-length value="0.5"/></time></configuration>\n')
+    assert read_sumo_config(cfg) == {"net-file": "n.net.xml", "route-files": "a.rou.xml, b.rou.xml", "begin": "5",
+                                     "step-length": "0.5"}
+    cfg.write_text("<routes/>\n")
+    with pytest.raises(FileFormatError, match="line 1: not a SUMO configuration"):
+        read_sumo_config(cfg)
+
+
+def test_route_files_count_their_vehicles_and_refuse_flows(tmp_path):
+    from fieldlearn.sim.safexml import FileFormatError
+    from fieldlearn.sim.sumo import route_vehicles
+
+    assert route_vehicles([SHIPPED / "routes.rou.xml.gz"]) == 300
+    assert route_vehicles([SHIPPED / "routes.rou.xml.gz", Path(__file__).parent / "data" / "grid2x2.rou.xml"]) == 306
+    flows = tmp_path / "f.rou.xml"
+    flows.write_text('<routes>\n<flow id="f" begin="0" end="9" number="3"/>\n</routes>\n')
+    with pytest.raises(FileFormatError, match="line 2: a <flow> inserts vehicles as the run goes"):
+        route_vehicles([flows])
+
+
+def test_binding_missing_names_what_is_missing(monkeypatch):
+    import fieldlearn.sim.sumo as sumo
+
+    def absent(name):
+        raise sumo.SumoUnavailable(f"the Python module {name} is not installed")
+
+    monkeypatch.setattr(sumo, "_binding", absent)
+    assert sumo.binding_missing("traci") == "the Python module traci is not installed"
+
+
+@needs_binding
+def test_a_live_run_says_what_comes_next_and_when_it_is_over(city):
+    pytest.importorskip("libsumo")
+    with LiveSumo(city.run(end=5.0)) as live:
+        assert live.upcoming is None and not live.finished  # nothing asked yet
+        first = live.at(0.0)
+        assert live.upcoming.time == 1.0 and len(first.index) == 1 and 0 in live.upcoming.index
+        live.at(3.0)
+        assert live.upcoming.time == 4.0 and not live.finished
+        live.at(4.0)
+        assert live.upcoming is None and live.finished and len(live.at(9.0).index) == 0

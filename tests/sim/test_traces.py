@@ -306,3 +306,14 @@ def test_a_gpx_without_track_points(tmp_path):
 def test_a_missing_file_is_named(tmp_path):
     with pytest.raises(FileFormatError, match=r"absent\.csv: cannot open"):
         load_recorded_trace(tmp_path / "absent.csv")
+
+
+def test_positions_at_one_time_per_device_equal_each_asked_alone():
+    devices = np.arange(len(TRACE))
+    times = np.array([0.5 * (TRACE.first[d] + TRACE.last[d]) for d in devices]) + 0.25
+    times = np.minimum(times, TRACE.last)
+    together = TRACE.positions(times, devices)
+    alone = np.vstack([TRACE.positions(float(t), np.array([d])) for d, t in zip(devices, times)])
+    assert np.array_equal(together, alone)
+    with pytest.raises(ValueError, match="the times given"):
+        TRACE.positions(TRACE.last + 1.0, devices)

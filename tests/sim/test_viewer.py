@@ -290,3 +290,16 @@ def test_in_a_browser_hovering_a_mover_shows_its_accuracy_and_the_cursor_follows
     menus = " ".join(e.text for e in browser.find_elements("css selector", ".updatemenu-header-group"))
     assert "device 21" in menus
     _not_blank(browser.get_screenshot_as_png())
+
+
+def test_the_street_network_is_one_trace_beneath_the_devices_when_the_scenario_names_one():
+    from .sim_helpers import city
+
+    rec = run_scenario(city(exports={"viewer": {"every": 10}})).recording()
+    assert len(rec.streets) == 168
+    fig = viewer_figure(rec)
+    assert fig["data"][0]["name"] == "streets"
+    x = decode(fig["data"][0]["x"])
+    assert len(x) == sum(len(p) + 1 for p in rec.streets) and np.isnan(x).sum() == 168
+    rec.streets = []
+    assert "streets" not in [t.get("name") for t in viewer_figure(rec)["data"]]
