@@ -323,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="learning.partition of the four areas: hard (no shared class, the paper's), dirichlet(0.5) "
                         "(classes shared unevenly) or iid")
     p.add_argument("--regimes", default="200,20", help="samples per round, comma-separated (default 200,20)")
+    p.add_argument("--methods", default=None,
+                   help="a subset of the methods, as 1-based positions in the table's order (e.g. 1,2,5,6)")
     p.add_argument("--out", help="result folder (default benchmarks/results/c2fl[-split][-validation])")
     args = p.parse_args(argv)
     from fieldlearn.sweep import SweepError, parse_seeds
@@ -339,6 +341,11 @@ def main(argv: list[str] | None = None) -> int:
     methods = {k: v for k, v in METHODS.items() if not args.quick or k in QUICK}
     if args.validation and not args.quick:
         methods.update(VALIDATION_EXTRA)
+    if args.methods:
+        names = list(methods)
+        methods = {names[int(k) - 1]: methods[names[int(k) - 1]] for k in args.methods.split(",")}
+        if CONTROL not in methods:
+            p.error("--methods must include the compute control (every comparison is against it)")
     regimes = [int(x) for x in args.regimes.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
