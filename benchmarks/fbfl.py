@@ -33,7 +33,7 @@ def fedavg(dataset: str, seed: int) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from fieldlearn.learning.blocks import pad_sets
+    from fieldlearn.learning.samples import pad_sets
     from fieldlearn.learning.data import IndexSets
     from fieldlearn.learning.metrics import accuracy_matrix
     from fieldlearn.sim import load_scenario
@@ -41,7 +41,7 @@ def fedavg(dataset: str, seed: int) -> dict:
 
     started = time.perf_counter()
     engine = Engine(load_scenario(SCENARIOS[dataset], [f"seed={seed}"]))
-    ctx = engine.learning
+    ctx = engine.vm.resources["learning"]
     ids = np.arange(engine.capacity)
     region = np.asarray(engine.region)
     global_model = ctx.initial_models(ids[:1])
