@@ -7,8 +7,9 @@ The configuration is `scenarios/c2fl-fashion.yaml` (Fashion-MNIST 28x28, MLP 784
 replayed per mover, two epochs and the post-merge pass) with every area scaled up: 4 areas of D devices each, a
 quarter of them touring the areas every 30 rounds. With the scenario's own radio radius every area is one clique (D
 devices hear each other: D^2 links); `sparse` uses radius 0.7 (about 4-8 links per device). Each size runs in a
-fresh process (one torch thread) so that its peak RSS is its own; the blocks' times are the cumulative times cProfile
-gives the learning blocks over the timed rounds (after a first, untimed round).
+fresh process (one torch thread) so that its peak RSS is its own; the blocks' times are the cumulative CPU times
+cProfile gives the learning blocks over the timed rounds, from round 31 on (after the first move, so that movers
+replay their memories; the rounds before are run untimed).
 
 The table: seconds per round, of which local training (`train_locally`, the post-merge pass included), the regional
 model (`classwise_regional_mean`: collect and broadcast of the models) and the evaluation (CAcc of every mover on
@@ -58,21 +59,24 @@ def scaled(per_area: int, sparse: bool) -> dict:
     return data
 
 
-def child(per_area: int, sparse: bool, rounds: int) -> dict:
-    """One size in this process: time `rounds` rounds after a first one, profile the blocks, read the peak RSS."""
+def child(per_area: int, sparse: bool, rounds: int, start: int) -> dict:
+    """One size in this process: time `rounds` rounds from round `start` on (after the first move, when movers
+    replay their memories), profile the blocks, read the peak RSS."""
     import torch
 
+    from fieldlearn.calculus import keep_freed_memory
     from fieldlearn.sim import resolve_scenario
     from fieldlearn.sim.engine import Engine
     from fieldlearn.sim.recording import Recorder
 
     torch.set_num_threads(1)
+    keep_freed_memory()  # as the simulator's command line does
     data = scaled(per_area, sparse)
-    data["duration"] = {"rounds": rounds + 1}
+    data["duration"] = {"rounds": start + rounds}
     data["learning"]["eval_every"] = 1  # evaluate after every timed round, to time it
     engine = Engine(resolve_scenario(data, SCENARIO.parent, name="c2fl-scale"))
     recorder = Recorder(engine)
-    engine.run(until=1.0)
+    engine.run(until=float(start))
     profile = cProfile.Profile(time.process_time)
     started = time.process_time()
     profile.enable()
@@ -90,8 +94,8 @@ def child(per_area: int, sparse: bool, rounds: int) -> dict:
             "cacc": recorder.final.get("cacc")}
 
 
-def measure(per_area: int, sparse: bool, rounds: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", f"{per_area},{int(sparse)},{rounds}"],
+def measure(per_area: int, sparse: bool, rounds: int, start: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", f"{per_area},{int(sparse)},{rounds},{start}"],
                          capture_output=True, text=True, timeout=3600)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
@@ -102,18 +106,19 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="48,1024,4096", help="devices in all (4 areas)")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds per size")
+    p.add_argument("--start", type=int, default=31, help="the first timed round (after the first move at 30)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        per_area, sparse, rounds = (int(x) for x in args.child.split(","))
-        print(json.dumps(child(per_area, bool(sparse), rounds)))
+        per_area, sparse, rounds, start = (int(x) for x in args.child.split(","))
+        print(json.dumps(child(per_area, bool(sparse), rounds, start)))
         return 0
     rows = []
     for n in (int(x) for x in args.sizes.split(",")):
         for sparse in ((False, True) if n >= 1024 else (False,)):
             if n > 1024 and not sparse:
                 continue  # 4,096 devices in cliques of 1,024 are 4M links: measured sparse only
-            r = measure(n // 4, sparse, args.rounds)
+            r = measure(n // 4, sparse, args.rounds, args.start)
             r["links_kind"] = "sparse (radius 0.7)" if sparse else "clique per area"
             rows.append(r)
             print(json.dumps(r), flush=True)
