@@ -114,10 +114,15 @@ def test_result_folder_never_silently_overwritten(tmp_path, monkeypatch, capsys)
     assert main([grid, *short, "--out", str(out), "--quiet"]) == 2
     assert "--force" in capsys.readouterr().err
     (out / "mine.txt").write_text("keep me")
-    assert main([grid, *short, "--out", str(out), "--quiet", "--force", "--set", "exports.figures.snapshots=[]"]) == 0
+    forced = [grid, *short, "--out", str(out), "--quiet", "--force", "--set", "exports.figures.snapshots=[]"]
+    assert main(forced) == 2  # --force replaces results, never what it did not write
+    assert "also holds mine.txt" in " ".join(capsys.readouterr().err.split())
     assert (out / "mine.txt").read_text() == "keep me"
+    (out / "mine.txt").unlink()
+    assert main(forced) == 0
     assert not (out / "snapshot.png").exists()  # a stale file of the previous run is removed
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # nor beside the folder
 
 
 def test_device_cuda_without_gpu_is_bad_input(tmp_path, capsys):
