@@ -48,7 +48,13 @@ def _asks_viewer(overrides: list[str]) -> bool:
     return any(o.split("=", 1)[0].strip().startswith("exports.viewer") for o in overrides)
 
 
+MAX_MESSAGE = 1200  # characters of an error message shown (a 100k-character value is cut in the middle)
+
+
 def _fail(code: int, message: str) -> int:
+    if len(message) > MAX_MESSAGE:
+        head, tail = MAX_MESSAGE - 300, 200
+        message = f"{message[:head]} [... {len(message) - head - tail:,} characters ...] {message[-tail:]}"
     print(textwrap.fill(f"error: {message}", width=100, break_long_words=False, break_on_hyphens=False), file=sys.stderr)
     return code
 

@@ -152,3 +152,12 @@ def test_the_final_summary_is_a_short_table_without_per_device_columns():
                      "area_own  area0 0.9  area1 0.9  area2 0.9  area3 0.9  area4 0.9  area5 0.9  (+2 more in the CSV)",
                      "(accuracy: 64 per-device columns in the CSV)"]
     assert max(len(line) for line in lines) < 120
+
+
+def test_a_huge_value_in_a_message_is_cut_in_the_middle(tmp_path, capsys):
+    huge = "x" * 100_000
+    assert main([str(REPO / "scenarios" / "grid.yaml"), "--quiet", "--out", str(tmp_path / "o"),
+                 "--set", f"exports.values=[gradient, {huge}]"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("error: ") and "grid.yaml: exports.values[1]: 'xxx" in err and len(err) < 1300
+    assert "characters ...] " in err and err.endswith("nor a sensor (region, source)")
