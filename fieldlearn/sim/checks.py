@@ -189,7 +189,28 @@ def _check_sensors(s: "S.Scenario", regions: list[str], total: int) -> None:
                 _check_selector(item.devices, loc + ("set", j, "devices"), regions, s, total)
 
 
+#: The most rows (metrics.csv, or per device in devices.csv) and frames (animation, viewer) a run may record when
+#: asked to record more often than once a round (once a round, the rounds bound them).
+MAX_ROWS = 1_000_000
+MAX_FRAMES = 10_000
+
+
+def _check_intervals(s: "S.Scenario") -> None:
+    e = s.exports
+    asked = [("exports.interval", e.interval, MAX_ROWS, "rows"),
+             ("exports.per_device_interval", e.per_device_interval, MAX_ROWS, "rows per device"),
+             ("exports.animation.every", e.animation.every if e.animation is not None else None, MAX_FRAMES, "frames"),
+             ("exports.viewer.every", getattr(e.viewer, "every", None), MAX_FRAMES, "frames")]
+    for where, every, most, what in asked:
+        if every is not None and every < s.period and s.end_time / every > most:
+            n = s.end_time / every
+            count = f"{n:,.0f}" if n < 1e12 else f"{n:.2g}"
+            raise ScenarioError(f"every {every:g} records {count} {what} over the run (at most "
+                                f"{most:,} when more often than once a round): choose a larger interval", where)
+
+
 def _check_exports(s: "S.Scenario") -> None:
+    _check_intervals(s)
     e = s.exports
     for j, snap in enumerate(e.figures.snapshots):
         try:

@@ -59,3 +59,16 @@ def test_legs_at_the_bound_are_accepted():
     _resolve(deployments=[{"kind": "grid", "rows": 2, "cols": 2, "mobility": fast}])
     _resolve(deployments=[{"kind": "grid", "rows": 2, "cols": 2,
                            "mobility": {"kind": "tour", "stops": [[0, 0]], "dwell_time": 0.01}}])
+
+
+@pytest.mark.parametrize("exports, path, message", [
+    ({"interval": 1e-17}, "exports.interval", "every 1e-17 records 5e+17 rows over the run"),
+    ({"per_device_interval": 1e-6}, "exports.per_device_interval", "rows per device"),
+    ({"animation": {"every": 1e-4}}, "exports.animation.every", "50,000 frames over the run (at most 10,000"),
+    ({"viewer": {"every": 1e-4}}, "exports.viewer.every", "frames"),
+])
+def test_recording_far_more_often_than_a_round_is_bounded(exports, path, message):
+    with pytest.raises(ScenarioError) as err:
+        _resolve(exports=exports)
+    assert err.value.path == path and message in str(err.value)
+    _resolve(exports={"interval": 0.5, "animation": {"every": 0.1}})  # finer than a round, within the bounds
