@@ -85,7 +85,7 @@ class Engine:
     Public state for metrics and resource adapters: `time`, `positions`, `region`, `alive`, `crashed`, `present`,
     `graph`, `sensors`, `outputs`/`output(name)`, `rounds` (per device), `device_rounds`, `batches`, `vm`,
     `scenario`, `capacity`, `faults_log`, `regions`, `seed`, `period`, `device`, `base_dir`, `deployed_mobile`,
-    `groups`, `moving` (groups present whose devices move), `faults`, `round_times`, `fault_rng`;
+    `groups`, `moving` (groups present whose devices move), `faults`, `round_times`, `fault_rng`, `nan_seen`;
     hooks: `round_hooks` (after each batch), `result_hooks` (may take values out of a batch's results before they
     are recorded as outputs), `crash_hooks` (devices that crashed), `every`/`at` (probes); `metrics` by name.
     Changes of the world, for faults (`faults.FaultTarget`): `select`, `crash`, `restart`, `appear`, `pin`,
