@@ -107,6 +107,8 @@ class ResultFolder:
     def __init__(self, out: str | Path, shown: str | None = None):
         self.shown = shown if shown is not None else str(out)
         self.out = Path(os.path.abspath(out))
+        if self.out.is_symlink():  # a link to the result folder: the folder it names is the one replaced
+            self.out = self.out.resolve()
         name = self.out.name
         if len(name.encode("utf-8")) > 150:  # room for the suffixes within a file name's 255 bytes
             name = f"{name[:100]}~{zlib.crc32(name.encode('utf-8')):08x}"
@@ -200,7 +202,7 @@ class ResultFolder:
 
     def _check(self, force: bool) -> None:
         out = self.out
-        if out.is_symlink() or (out.exists() and not out.is_dir()):
+        if out.exists() and not out.is_dir():
             raise self._fail(OutputExists, "exists and is not a folder")
         cwd = Path.cwd().resolve()
         if out.exists() and (out.resolve() == cwd or out.resolve() in cwd.parents):

@@ -302,3 +302,11 @@ def test_what_counts_as_a_result_file(tmp_path):
     (tmp_path / "sub").mkdir()
     got = {p.name for p in tmp_path.iterdir() if is_result_file(p, frozenset({"mine.csv"}))}
     assert got == {"metrics.csv", "figure.png", ".x.tmp-1-ab", "mine.csv"}
+
+
+def test_a_link_to_a_result_folder_replaces_the_folder_it_names(here):
+    real = here / "real"
+    _complete_run(here, real)
+    (here / "link").symlink_to(real)
+    new = _complete_run(here, here / "link", "--force", "--seed", "2")
+    assert (here / "link").is_symlink() and _files(real) == new and json.loads(new["summary.json"])["seed"] == 2
