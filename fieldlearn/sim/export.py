@@ -65,7 +65,7 @@ def write_results(out: Path, recorder: Recorder, summary: dict[str, Any], scenar
     for k, snap in enumerate(x.figures.snapshots):
         if recorder.captures[k]:
             name = snap.file or (f"snapshot_{snap.value or 'region'}.png" if len(x.figures.snapshots) == 1 else f"snapshot_{k}.png")
-            draw(name, lambda: snapshot_png(recorder.captures[k], snap, e))
+            draw(name, lambda k=k, snap=snap: snapshot_png(recorder.captures[k], snap, e))
     if x.summary:
         summary = dict(summary, files=files + ["summary.json"])
         put("summary.json", json.dumps(json_plain(summary, strict=True), indent=2, sort_keys=False) + "\n")
