@@ -228,6 +228,7 @@ class ResultFolder:
         _fsync_dir(self.staging)
         ready = self._sibling("ready")
         os.rename(self.staging, ready)
+        self.staging = ready  # what `close` removes if the swap does not happen
         old = self._sibling("old")
         with _sigint_deferred():
             moved = self.out.exists()
