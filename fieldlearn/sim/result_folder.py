@@ -1,7 +1,7 @@
 """A run's result folder, written so that nothing is lost and nothing mixed.
 
     OUT/                    the files of the last complete run, replaced only whole (one rename)
-    .OUT.lock               beside OUT: held by the run writing into OUT; a second run into OUT is refused
+    .OUT.lock/              beside OUT: locked by the run writing into OUT (`pid` in it); a second run is refused
     .OUT.partial-PID-HEX/   beside OUT: the run being written (all its files: data first, then figures)
     .OUT.ready-PID-HEX/     beside OUT: that run, complete, about to take OUT's place
     .OUT.old-PID-HEX/       beside OUT: the results it replaced, removed right after the swap
@@ -151,37 +151,48 @@ class ResultFolder:
         return cls(f"--out {self.shown}: {message}")
 
     def _acquire(self) -> None:
+        """Hold an exclusive lock on the folder `.OUT.lock/` beside OUT (a folder, not a file, so that whatever cleans
+        a killed run's `.partial-` folders, such as a sweep's, removes it with them); its `pid` says who holds it."""
         try:
             self.out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise self._fail(OutputExists, f"cannot create its parent folder ({exc.strerror or exc})") from None
-        path = self.out.parent / f"{self.prefix}.lock"
+        path = self._lock_path
         try:
             import fcntl
         except ImportError:  # not POSIX: no lock
             return
         while True:
             try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+                path.mkdir(exist_ok=True)
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:  # removed by the run that held it, just now: try again
+                continue
             except OSError as exc:
                 raise self._fail(OutputExists, f"cannot write beside it ({exc.strerror or exc})") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                who = os.read(fd, 32).decode("ascii", "replace").strip()
                 os.close(fd)
+                try:
+                    who = (path / "pid").read_text(encoding="ascii").strip()
+                except (OSError, UnicodeDecodeError):
+                    who = ""
                 raise self._fail(OutputBusy, "another run is writing into this folder" + (f" (process {who})" if who
                                  else "") + "; wait for it to finish or choose another --out") from None
             try:
                 same = os.path.samestat(os.fstat(fd), os.stat(path))
             except FileNotFoundError:
                 same = False
-            if same:  # else the run that held it removed the file meanwhile: lock the new one
+            if same:  # else the run that held it removed it meanwhile: lock the new one
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode("ascii"))
         self._lock = fd
+        (path / "pid").write_text(str(os.getpid()), encoding="ascii")
+
+    @property
+    def _lock_path(self) -> Path:
+        return self.out.parent / f"{self.prefix}.lock"
 
     def _recover(self) -> None:
         """Under the lock: what is beside OUT was left by killed runs. A complete run that did not reach OUT's place
@@ -245,8 +256,9 @@ class ResultFolder:
         if not self.committed:
             shutil.rmtree(self.staging, ignore_errors=True)
         if self._lock is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(self.out.parent / f"{self.prefix}.lock")  # while held: a waiting run re-checks the inode
+            with contextlib.suppress(OSError):  # removed while held: a run that opened it meanwhile re-checks the inode
+                (self._lock_path / "pid").unlink(missing_ok=True)
+                self._lock_path.rmdir()
             os.close(self._lock)
             self._lock = None
 

@@ -310,3 +310,21 @@ def test_a_link_to_a_result_folder_replaces_the_folder_it_names(here):
     (here / "link").symlink_to(real)
     new = _complete_run(here, here / "link", "--force", "--seed", "2")
     assert (here / "link").is_symlink() and _files(real) == new and json.loads(new["summary.json"])["seed"] == 2
+
+
+def test_what_a_killed_run_leaves_in_a_sweeps_folder_is_what_the_sweep_cleans(tmp_path):
+    from fieldlearn.sweep.store import Store
+
+    store = Store(tmp_path / "sweep")
+    store.open()
+    run = store.begin("r1")  # the sweep writes a run into runs/.partial-r1-PID-HEX, then renames it
+    killed_while_writing = (f"import os, signal\nfrom fieldlearn.sim.result_folder import ResultFolder\n"
+                            f"folder = ResultFolder.open({str(run)!r}, force=False)\n"
+                            f"(folder.staging / 'metrics.csv').write_text('time')\n"
+                            f"os.kill(os.getpid(), signal.SIGKILL)\n")
+    proc = subprocess.run([sys.executable, "-c", killed_while_writing], env=_env(), capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    left = sorted(p.name for p in store.runs.iterdir())  # the lock, the staging folder and the run's folder
+    assert len(left) == 3 and all(n.startswith(".partial-r1-") for n in left)
+    store.clean()
+    assert list(store.runs.iterdir()) == []
