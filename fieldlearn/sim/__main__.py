@@ -1,8 +1,10 @@
 """`python -m fieldlearn.sim SCENARIO.yaml [--seed N] [--set key.path=value ...] [--out DIR] [--device cpu|cuda]
 [--quiet] [--force]`: run a scenario, write its results, print a short summary.
 
-Exit codes: 0 done; 2 bad input (scenario file, YAML, schema, override, program not found, occupied --out),
-printed as one paragraph without a traceback; 1 the simulation failed while running.
+Exit codes: 0 done; 2 bad input (scenario file, YAML, schema, override, program not found, occupied --out, another
+run writing into --out), printed as one paragraph naming the scenario file, without a traceback; 1 the simulation
+failed while running (the program raised or exited) or was interrupted. The results take the place of --out only
+once complete: a failed, interrupted or killed run leaves what --out held before.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "one holds results already)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where rounds run (default cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
-    p.add_argument("--force", action="store_true", help="replace the previous results in a non-empty --out folder")
+    p.add_argument("--force", action="store_true", help="replace the previous results in a non-empty --out folder (a folder of results only: the new ones take its place once complete)")
     p.add_argument("--animate", nargs="?", const="gif", choices=["gif", "mp4"],
                    help="also write run.gif (or run.mp4, which needs ffmpeg): sets exports.animation.format")
     p.add_argument("--viewer", action="store_true", help="also write viewer.html, an interactive page of the run "
@@ -47,7 +49,13 @@ def _asks_viewer(overrides: list[str]) -> bool:
     return any(o.split("=", 1)[0].strip().startswith("exports.viewer") for o in overrides)
 
 
+MAX_MESSAGE = 1200  # characters of an error message shown (a 100k-character value is cut in the middle)
+
+
 def _fail(code: int, message: str) -> int:
+    if len(message) > MAX_MESSAGE:
+        head, tail = MAX_MESSAGE - 300, 200
+        message = f"{message[:head]} [... {len(message) - head - tail:,} characters ...] {message[-tail:]}"
     print(textwrap.fill(f"error: {message}", width=100, break_long_words=False, break_on_hyphens=False), file=sys.stderr)
     return code
 
@@ -70,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     from .engine import SimulationError
     from .errors import ScenarioError
     from .loader import load_scenario
+    from .result_folder import RunInterrupted
     from .simulate import default_out_dir, run_scenario
 
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
@@ -89,8 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     except SimulationError as exc:
         traceback.print_exception(exc.error, file=sys.stderr)
         return _fail(1, f"{args.scenario}: {exc}")
+    except RunInterrupted as exc:
+        return _fail(1, str(exc))
     except KeyboardInterrupt:
         return _fail(1, "interrupted; no results were written")
+    except SystemExit as exc:  # only the program's own code can exit here (the arguments were parsed above)
+        return _fail(1, f"{args.scenario}: the program exited (SystemExit: {exc.code!r}) before the run was done; no "
+                        "results were written")
     except Exception as exc:  # a bug or an environment failure: show everything
         traceback.print_exc(file=sys.stderr)
         return _fail(1, f"{args.scenario}: the run failed: {type(exc).__name__}: {exc}")

@@ -8,10 +8,15 @@ from . import scenario as S
 from .errors import ScenarioError, format_path
 
 
+#: The shortest leg of a mobility model, in rounds: at most 100 legs (stops, waypoints) per device per round.
+MIN_LEG_ROUNDS = 0.01
+
+
 def check_scenario(s: "S.Scenario", counts: Sequence[int]) -> None:
     """Raise ScenarioError for the first cross-reference problem of `s` (pydantic checked each block alone);
     `counts` are the devices of every deployment (initial ones, then joins)."""
     regions = _check_regions(s)
+    _check_areas(s, regions)
     if not (s.end_time < 1e15):
         raise ScenarioError(f"the run would end at time {s.end_time:g}; choose fewer rounds or a shorter period", "duration")
     joins = [i for i, f in enumerate(s.faults) if isinstance(f, S.JoinFault)]
@@ -59,6 +64,79 @@ def _check_regions(s: "S.Scenario") -> list[str]:
             raise ScenarioError(f"duplicate region name {r.name!r}", f"regions[{i}].name")
         names.append(r.name)
     return names
+
+
+def _check_areas(s: "S.Scenario", regions: list[str]) -> None:
+    """Every area that random points are drawn from (random deployments, tour stops, waypoints, move faults) covers
+    enough of its bounding box, and no mobility model makes more than 1 / MIN_LEG_ROUNDS legs per round."""
+    polygons = {r.name: r.points() for r in s.regions}
+    locs = [("deployments", i) for i in range(len(s.deployments))] + [
+        ("faults", i, "deployment") for i, f in enumerate(s.faults) if isinstance(f, S.JoinFault)]
+    for loc, d in zip(locs, s.all_deployments()):
+        if isinstance(d, S.RandomDeployment):
+            _sampled(d.region, d.polygon, polygons, loc)
+        m, mloc = d.mobility, loc + ("mobility",)
+        if isinstance(m, S.Tour):
+            if m.placement == "random":
+                for j, stop in enumerate(m.stops):
+                    if isinstance(stop, str) and stop in polygons:
+                        _sampled(stop, None, polygons, mloc + ("stops", j), "region " + repr(stop))
+            _check_dwell(m, mloc, s.period)
+        if isinstance(m, S.RandomWaypoint):
+            _sampled(m.region, m.polygon, polygons, mloc)
+            _check_waypoints(m, mloc, s.period, polygons)
+    for i, f in enumerate(s.faults):
+        if isinstance(f, S.MoveFault) and f.region is not None:
+            _sampled(f.region, None, polygons, ("faults", i))
+
+
+def _sampled(region: str | None, polygon: list | None, polygons: dict[str, list], loc: tuple,
+             what: str | None = None) -> None:
+    from shapely.geometry import Polygon
+
+    from .regions import MIN_FILL, fill_ratio
+
+    points = polygons.get(region) if region is not None else polygon
+    if points is None:
+        return  # a box (a rectangle fills its bounding box), or an undefined region (reported by the other checks)
+    ratio = fill_ratio(Polygon(points))
+    if ratio < MIN_FILL:
+        where = loc + (("region",) if region is not None and what is None else ("polygon",) if what is None else ())
+        raise ScenarioError(f"{what or ('region ' + repr(region) if region else 'the polygon')} covers {ratio:.2g} of "
+                            f"its bounding box; random points are drawn inside it by rejection, which needs at least "
+                            f"{MIN_FILL:g}: use a wider area", format_path(where))
+
+
+def _check_dwell(m: "S.Tour", loc: tuple, period: float) -> None:
+    rounds, name = (m.dwell, "dwell") if m.dwell is not None else (m.dwell_time, "dwell_time")
+    values = rounds if isinstance(rounds, list) else [rounds]
+    least = MIN_LEG_ROUNDS if name == "dwell" else MIN_LEG_ROUNDS * period
+    for j, v in enumerate(values):
+        if v is not None and v < least:
+            at = loc + ((name, j) if isinstance(rounds, list) else (name,))
+            unit = "of a round" if name == "dwell" else f"of the period {period:g}"
+            raise ScenarioError(f"must be >= {least:g} (a hundredth {unit}): shorter stays make more legs per round than "
+                                "a run can compute", format_path(at))
+
+
+def _check_waypoints(m: "S.RandomWaypoint", loc: tuple, period: float, polygons: dict[str, list]) -> None:
+    """A waypoint about a third of the area's extent away, at the top speed, plus the shortest pause: a leg."""
+    from shapely.geometry import Polygon
+
+    points = polygons.get(m.region) if m.region is not None else m.polygon
+    if m.box is not None:
+        points = S.box_polygon(m.box)
+    if points is None:
+        return
+    x0, y0, x1, y1 = Polygon(points).bounds
+    speed = max(m.speed) if isinstance(m.speed, list) else m.speed
+    pause = m.pause if m.pause is not None else m.pause_time
+    least_pause = (min(pause) if isinstance(pause, list) else pause or 0.0) * (period if m.pause is not None else 1.0)
+    leg = max(x1 - x0, y1 - y0) / 3 / speed + least_pause
+    if leg < MIN_LEG_ROUNDS * period:
+        raise ScenarioError(f"at this speed a device reaches a waypoint about every {leg:.3g} time units, more than "
+                            f"{1 / MIN_LEG_ROUNDS:g} waypoints per round (period {period:g}); lower the speed or add a "
+                            "pause", format_path(loc + ("speed",)))
 
 
 def _need_region(name: str, loc: tuple, regions: list[str]) -> None:
@@ -114,7 +192,28 @@ def _check_sensors(s: "S.Scenario", regions: list[str], total: int) -> None:
                 _check_selector(item.devices, loc + ("set", j, "devices"), regions, s, total)
 
 
+#: The most rows (metrics.csv, or per device in devices.csv) and frames (animation, viewer) a run may record when
+#: asked to record more often than once a round (once a round, the rounds bound them).
+MAX_ROWS = 1_000_000
+MAX_FRAMES = 10_000
+
+
+def _check_intervals(s: "S.Scenario") -> None:
+    e = s.exports
+    asked = [("exports.interval", e.interval, MAX_ROWS, "rows"),
+             ("exports.per_device_interval", e.per_device_interval, MAX_ROWS, "rows per device"),
+             ("exports.animation.every", e.animation.every if e.animation is not None else None, MAX_FRAMES, "frames"),
+             ("exports.viewer.every", getattr(e.viewer, "every", None), MAX_FRAMES, "frames")]
+    for where, every, most, what in asked:
+        if every is not None and every < s.period and s.end_time / every > most:
+            n = s.end_time / every
+            count = f"{n:,.0f}" if n < 1e12 else f"{n:.2g}"
+            raise ScenarioError(f"every {every:g} records {count} {what} over the run (at most "
+                                f"{most:,} when more often than once a round): choose a larger interval", where)
+
+
 def _check_exports(s: "S.Scenario") -> None:
+    _check_intervals(s)
     e = s.exports
     for j, snap in enumerate(e.figures.snapshots):
         try:

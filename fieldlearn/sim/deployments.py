@@ -10,6 +10,7 @@ from shapely.geometry import Polygon
 
 from . import scenario as S
 from .errors import ScenarioError, format_path
+from .generators import MAX_GRAPH_EDGES, GraphTooLarge, bounded_call
 from .kinds import Kinds
 from .regions import Regions, generator_uniform, sample_in_polygon
 
@@ -80,14 +81,7 @@ def _graph(dep: S.GraphDeployment, rng: np.random.Generator, regions: Regions, g
     nodes = list(g.nodes)
     index = {v: i for i, v in enumerate(nodes)}
     edges = np.asarray([(index[u], index[v]) for u, v in g.edges], dtype=np.int64).reshape(-1, 2)
-    layout = dep.layout
-    if layout == "auto":
-        if all("pos" in a for _, a in g.nodes(data=True)):
-            layout = "pos"
-        elif all(isinstance(v, tuple) and len(v) == 2 for v in nodes):
-            layout = "grid"
-        else:
-            layout = "spring"
+    layout = graph_layout(dep, g)
     seed = int(rng.integers(2**31))
     if layout == "pos":
         pos = np.asarray([g.nodes[v]["pos"][:2] for v in nodes], dtype=np.float64)
@@ -111,15 +105,20 @@ _ALLOWED_GENERATOR_MODULES = ("networkx.generators.", "networkx.algorithms.bipar
 
 
 def build_generator_graph(d: S.GraphDeployment, loc: tuple) -> Any:
-    """Call the networkx generator named by a graph deployment (only functions of networkx.generators)."""
+    """Call the networkx generator named by a graph deployment (only functions of networkx.generators), stopped
+    before it builds more than MAX_DEVICES nodes or MAX_GRAPH_EDGES edges (`generators.bounded_call`)."""
     import networkx as nx
 
     fn = getattr(nx, d.generator, None) if not d.generator.startswith("_") else None
     module = getattr(fn, "__module__", "") or ""
     if fn is None or not callable(fn) or not module.startswith(_ALLOWED_GENERATOR_MODULES):
         raise ScenarioError(f"{d.generator!r} is not a networkx graph generator", format_path(loc + ("generator",)))
+    if "create_using" in d.params:
+        raise ScenarioError("set by the simulator (graphs are built bounded)", format_path(loc + ("params", "create_using")))
     try:
-        g = fn(**d.params)
+        g = bounded_call(d.generator, fn, dict(d.params))
+    except GraphTooLarge as exc:
+        raise ScenarioError(f"{d.generator}(**params) would build {exc}", format_path(loc + ("params",))) from None
     except Exception as exc:  # third-party code fed user parameters: any failure is a bad input
         raise ScenarioError(f"{d.generator}(**params) failed: {type(exc).__name__}: {exc}", format_path(loc + ("params",))) from None
     if not isinstance(g, nx.Graph):
@@ -127,9 +126,32 @@ def build_generator_graph(d: S.GraphDeployment, loc: tuple) -> Any:
     if g.number_of_nodes() == 0:
         raise ScenarioError("the generated graph has no nodes", format_path(loc + ("params",)))
     if g.number_of_nodes() > S.MAX_DEVICES:
-        raise ScenarioError(f"too many nodes ({g.number_of_nodes()})", format_path(loc + ("params",)))
+        raise ScenarioError(f"too many nodes ({g.number_of_nodes():,} > {S.MAX_DEVICES:,})", format_path(loc + ("params",)))
+    if g.number_of_edges() > MAX_GRAPH_EDGES:
+        raise ScenarioError(f"too many edges ({g.number_of_edges():,} > {MAX_GRAPH_EDGES:,})", format_path(loc + ("params",)))
     if d.layout == "pos" and not all("pos" in a for _, a in g.nodes(data=True)):
         raise ScenarioError("layout 'pos' needs a 'pos' attribute on every node", format_path(loc + ("layout",)))
     if d.layout == "grid" and not all(isinstance(v, tuple) and len(v) == 2 for v in g.nodes):
         raise ScenarioError("layout 'grid' needs nodes labelled (row, col)", format_path(loc + ("layout",)))
+    layout = graph_layout(d, g)
+    most = LAYOUT_LIMITS.get(layout)
+    if most is not None and g.number_of_nodes() > most:
+        raise ScenarioError(f"layout {layout!r} places at most {most:,} nodes (its time grows faster than the nodes; "
+                            f"this graph has {g.number_of_nodes():,}): choose layout circular, random or spectral",
+                            format_path(loc + ("layout",)))
     return g
+
+
+#: The most nodes a layout of quadratic (or worse) time places within about a minute.
+LAYOUT_LIMITS = {"spring": 5_000, "kamada_kawai": 1_000, "spectral": 100_000}
+
+
+def graph_layout(dep: S.GraphDeployment, g: Any) -> str:
+    """The layout a graph deployment uses: its own, or for `auto` the nodes' `pos`, a (row, col) grid, else spring."""
+    if dep.layout != "auto":
+        return dep.layout
+    if all("pos" in a for _, a in g.nodes(data=True)):
+        return "pos"
+    if all(isinstance(v, tuple) and len(v) == 2 for v in g.nodes):
+        return "grid"
+    return "spring"

@@ -1,8 +1,11 @@
 """The discrete-event engine: a heap of timed events; device rounds due at one instant run as one VM batch."""
 from __future__ import annotations
 
+import ast
 import heapq
 import math
+import re
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -84,7 +87,7 @@ class Engine:
     `departed` (devices of a deployment whose devices come and go, e.g. vehicles, that left for good),
     `graph`, `sensors`, `outputs`/`output(name)`, `rounds` (per device), `device_rounds`, `batches`, `vm`,
     `scenario`, `capacity`, `faults_log`, `regions`, `seed`, `period`, `device`, `base_dir`, `deployed_mobile`,
-    `groups`, `moving` (groups present whose devices move), `faults`, `round_times`, `fault_rng`;
+    `groups`, `moving` (groups present whose devices move), `faults`, `round_times`, `fault_rng`, `nan_seen`;
     hooks: `round_hooks` (after each batch), `result_hooks` (may take values out of a batch's results before they
     are recorded as outputs), `crash_hooks` (devices that crashed or departed), `every`/`at` (probes); `metrics` by
     name.
@@ -134,6 +137,7 @@ class Engine:
 
         self.outputs: dict[str, np.ndarray] = {}
         self.has_output: dict[str, np.ndarray] = {}
+        self.nan_seen = False  # an output held NaN (warned once)
         self.faults_log: list[FaultRecord] = []
         self.round_hooks: list[Callable[["Engine", np.ndarray, dict[str, np.ndarray]], None]] = []
         self.result_hooks: list[Callable[[np.ndarray, Any], Any]] = []
@@ -318,7 +322,14 @@ class Engine:
                 result = hook(ids, result)
         except ScenarioError:
             raise
-        except Exception as exc:
+        except KeyError as exc:
+            missing = _missing_sensor(exc, self.vm.sensors)
+            if missing is None:
+                raise SimulationError(t, exc) from exc
+            known = ", ".join(sorted(self.vm.sensors))
+            raise ScenarioError(f"the program senses {missing!r}, which no device has (sensors set: {known}); give it "
+                                f"a value under `sensors:` or in a deployment's `sensors:`", "sensors") from None
+        except (Exception, SystemExit) as exc:  # SystemExit: the program called sys.exit, a failure of the program
             raise SimulationError(t, exc) from exc
         outs = self._record(ids, result, sel)
         self.last_round[sel] = t
@@ -350,7 +361,19 @@ class Engine:
             store[ids if sel is None else sel] = values
             self.has_output[name][ids if sel is None else sel] = True
             out[name] = values
+            if not self.nan_seen and values.dtype.kind in "fc":
+                self._warn_nan(name, ids, values)
         return out
+
+    def _warn_nan(self, name: str, ids: np.ndarray, values: np.ndarray) -> None:
+        """Warn once per run when an output first holds NaN (recorded as it is, it makes statistics NaN)."""
+        nan = np.isnan(values).reshape(len(values), -1).any(axis=1)
+        if nan.any():
+            self.nan_seen = True
+            device = int(ids[int(np.argmax(nan))])
+            warnings.warn_explicit(f"the program's output {name!r} is NaN on device {device} at time {self.time:g} "
+                                   "(the first NaN of this run; it is recorded as it is)", NanOutputWarning,
+                                   "fieldlearn.sim", 0, module="fieldlearn.sim.engine")
 
     def output(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(values over all device ids, mask of alive devices holding one) for a program output or a sensor."""
@@ -491,7 +514,9 @@ class Engine:
         for mask in self.has_output.values():
             mask[ids] = False
         if len(ids):
-            self.vm.forget(ids)
+            ran = ids[self.rounds[ids] > 0]  # the VM holds state only for devices that ran
+            if len(ran):
+                self.vm.forget(ran)
             for hook in self.crash_hooks:
                 hook(ids)
 
@@ -525,6 +550,10 @@ class Engine:
         self._push(fault.at, FAULT, "fault", fault)
 
 
+class NanOutputWarning(UserWarning):
+    """A program's output holds NaN (said once per run, with the output, the first device and the time)."""
+
+
 class SimulationError(RuntimeError):
     """The program failed during a round: carries the simulated time and the original exception."""
 
@@ -532,6 +561,21 @@ class SimulationError(RuntimeError):
         self.time = time
         self.error = error
         super().__init__(f"the program failed at time {time:g}: {type(error).__name__}: {error}")
+
+
+_NO_SENSOR = re.compile(r"^no sensor named (.+?) \(sensors set: .*\)$", re.S)
+
+
+def _missing_sensor(exc: KeyError, sensors: dict[str, Any]) -> str | None:
+    """The sensor a program sensed that is not set, when `exc` is the VM's "no sensor named ..." (else None)."""
+    found = _NO_SENSOR.match(str(exc.args[0])) if len(exc.args) == 1 else None
+    if found is None:
+        return None
+    try:
+        name = ast.literal_eval(found.group(1))
+    except (ValueError, SyntaxError):
+        return None
+    return name if isinstance(name, str) and name not in sensors else None
 
 
 def _make_vm(program: Callable[[], Any], device: str, torch_values: bool = False) -> RoundVM:

@@ -16,7 +16,8 @@ class ScenarioError(ValueError):
 
     def with_source(self, source: str) -> "ScenarioError":
         """The same error, prefixed with the scenario file it came from."""
-        err = ScenarioError(self.text, None, source)
+        err = ScenarioError.__new__(type(self))  # the same kind of error (e.g. OutputExists)
+        ScenarioError.__init__(err, self.text, None, source)
         err.path, err.lines = self.path, self.lines
         return err
 

@@ -170,7 +170,11 @@ def locate_program(name: str, function: str | None, base_dir: Path) -> ProgramRe
     shipped = _shipped_file(name)
     for folder in (base_dir / "programs", base_dir.parent / "programs"):
         f = folder / f"{name}.py"
-        if f.is_file():
+        try:
+            beside = f.is_file()
+        except OSError:  # e.g. a name longer than a file name may be: no such file
+            beside = False
+        if beside:
             if shipped is not None and f.resolve() == shipped:
                 break  # the shipped program itself (a checkout's programs/ folder)
             return ProgramRef(f.resolve(), None, function)

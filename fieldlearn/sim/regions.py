@@ -86,6 +86,18 @@ def sample_in_polygon(poly: Polygon, n: int, uniform: Callable[[int, int], np.nd
     raise ValueError(f"could not sample points inside the {what}: it fills too little of its bounding box")
 
 
+#: The least share of its bounding box an area that random points are drawn from must cover: rejection sampling
+#: then fails with probability below 1e-40 per point (10,000 attempts), and takes 100 attempts at most on average.
+MIN_FILL = 0.01
+
+
+def fill_ratio(poly: Polygon) -> float:
+    """The share of its bounding box that `poly` covers (the acceptance rate of `sample_in_polygon`)."""
+    x0, y0, x1, y1 = poly.bounds
+    box = (x1 - x0) * (y1 - y0)
+    return float(poly.area / box) if box > 0 else 0.0
+
+
 def is_rectangle(poly: Polygon) -> bool:
     """Whether the polygon is exactly an axis-aligned rectangle: its four corners in turn, no holes."""
     if len(poly.interiors) or poly.is_empty:

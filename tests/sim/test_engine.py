@@ -206,3 +206,63 @@ def test_inboxes_are_the_exact_radius_graph_of_each_round_under_mixed_mobility()
     e.round_hooks.append(check)
     e.run()
     assert len(checked) == 40 and e.env.rule.searches > 1
+
+
+# -- failures of the program or the scenario, as the command line reports them ---------------------------------
+GRID = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "scenarios" / "grid.yaml")
+
+
+def _tiny(tmp_path, program_text: str, extra: str = "", file: str = "p.py") -> str:
+    (tmp_path / file).write_text(program_text)
+    (tmp_path / "s.yaml").write_text("duration: {rounds: 3}\ndeployments: [{kind: grid, rows: 3, cols: 3}]\n"
+                                     f"links: {{rule: radius, radius: 1.5}}\nprogram: {file}\n" + extra)
+    return str(tmp_path / "s.yaml")
+
+
+def test_a_crash_before_the_first_round_is_a_crash(tmp_path, capsys):
+    from fieldlearn.sim.__main__ import main
+
+    args = [GRID, "--quiet", "--out", str(tmp_path / "o"), "--set", "faults=[{at: 0, kind: crash, devices: {ids: [5]}}]"]
+    assert main(args) == 0, capsys.readouterr().err
+    e = Engine(scenario(faults=[{"at": 0, "kind": "crash", "devices": {"ids": [5]}}]), gradient_program)
+    e.run()
+    assert e.rounds.tolist() == [5] * 5 + [0] + [5] * 3 and not e.alive[5]
+
+
+def test_a_program_that_exits_is_a_failure_of_the_program(tmp_path, capsys):
+    from fieldlearn.sim.__main__ import main
+
+    s = _tiny(tmp_path, "import sys\ndef program():\n    sys.exit(3)\n")
+    assert main([s, "--quiet", "--out", str(tmp_path / "o")]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.endswith(f"error: {s}: the program failed at time 0: SystemExit: 3") and not (tmp_path / "o").exists()
+    s = _tiny(tmp_path, "import sys\nsys.exit(4)\ndef program():\n    return 1.0\n", file="q.py")  # at import
+    assert main([s, "--quiet", "--out", str(tmp_path / "o")]) == 1
+    assert "the program exited (SystemExit: 4)" in " ".join(capsys.readouterr().err.split())
+
+
+def test_nan_outputs_are_said_once_with_the_output_the_device_and_the_time(tmp_path):
+    from fieldlearn.sim.engine import NanOutputWarning
+    from fieldlearn.sim.loader import load_scenario
+
+    s = _tiny(tmp_path, "from fieldlearn import mux, sense\ndef program():\n    t = sense('time') + 0 * sense('id')\n"
+                        "    return {'ok': t, 'v': mux((sense('id') >= 4) & (t >= 1), float('nan'), t)}\n")
+    with pytest.warns(NanOutputWarning) as seen:
+        e = Engine(load_scenario(s))
+        e.run()
+    assert [str(w.message) for w in seen] == [
+        "the program's output 'v' is NaN on device 4 at time 1 (the first NaN of this run; it is recorded as it is)"]
+    assert np.isnan(e.outputs["v"][4:]).all() and not np.isnan(e.outputs["v"][:4]).any()
+
+
+def test_a_sensor_no_one_sets_is_bad_input_naming_it(tmp_path, capsys):
+    from fieldlearn.sim.__main__ import main
+
+    s = _tiny(tmp_path, "from fieldlearn import sense\ndef program():\n    return sense('temperature')\n",
+              "sensors: {source: false}\n")
+    assert main([s, "--quiet", "--out", str(tmp_path / "o")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err == (f"error: {s}: sensors: the program senses 'temperature', which no device has (sensors set: id, "
+                   "position, region, source, time); give it a value under `sensors:` or in a deployment's `sensors:`")
+    s = _tiny(tmp_path, "def program():\n    raise KeyError('no sensor named here')\n", file="q.py")  # the program's own KeyError
+    assert main([s, "--quiet", "--out", str(tmp_path / "o")]) == 1

@@ -59,3 +59,13 @@ def test_bad_programs_are_scenario_errors(tmp_path):
         locate_program("nope", None, tmp_path)
     with pytest.raises(ScenarioError, match=r"program file .* not found"):
         locate_program("programs/missing.py", None, tmp_path)
+
+
+def test_a_program_name_longer_than_a_file_name_is_not_found(tmp_path):
+    from fieldlearn.sim.errors import ScenarioError
+    from fieldlearn.sim.locate import locate_program
+
+    (tmp_path / "programs").mkdir()
+    with pytest.raises(ScenarioError, match="program 'xxxxx.* not found") as err:
+        locate_program("x" * 300, None, tmp_path)
+    assert err.value.path == "program.name"

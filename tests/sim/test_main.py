@@ -114,10 +114,15 @@ def test_result_folder_never_silently_overwritten(tmp_path, monkeypatch, capsys)
     assert main([grid, *short, "--out", str(out), "--quiet"]) == 2
     assert "--force" in capsys.readouterr().err
     (out / "mine.txt").write_text("keep me")
-    assert main([grid, *short, "--out", str(out), "--quiet", "--force", "--set", "exports.figures.snapshots=[]"]) == 0
+    forced = [grid, *short, "--out", str(out), "--quiet", "--force", "--set", "exports.figures.snapshots=[]"]
+    assert main(forced) == 2  # --force replaces results, never what it did not write
+    assert "also holds mine.txt" in " ".join(capsys.readouterr().err.split())
     assert (out / "mine.txt").read_text() == "keep me"
+    (out / "mine.txt").unlink()
+    assert main(forced) == 0
     assert not (out / "snapshot.png").exists()  # a stale file of the previous run is removed
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # nor beside the folder
 
 
 def test_device_cuda_without_gpu_is_bad_input(tmp_path, capsys):
@@ -159,3 +164,12 @@ def test_bad_program_parameters_exit_2_before_any_output_folder_exists(tmp_path,
     code = main(["fbfl", "--set", "program.params.merge_every=0", "--out", str(out), "--quiet"])
     err = " ".join(capsys.readouterr().err.split())
     assert code == 2 and "program.params.merge_every: must be >= 1" in err and not out.exists()
+
+
+def test_a_huge_value_in_a_message_is_cut_in_the_middle(tmp_path, capsys):
+    huge = "x" * 100_000
+    assert main([str(REPO / "scenarios" / "grid.yaml"), "--quiet", "--out", str(tmp_path / "o"),
+                 "--set", f"exports.values=[gradient, {huge}]"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("error: ") and "grid.yaml: exports.values[1]: 'xxx" in err and len(err) < 1300
+    assert "characters ...] " in err and err.endswith("nor a sensor (region, source)")

@@ -63,3 +63,12 @@ def test_rectangle_sampling_equals_shapely_sampling(seed):
     square = shapely.Polygon([[x0, y0], [x1, y0], [x1, y1], [(x0 + x1) / 2, y1], [x0, y1]])  # same shape, 5 vertices
     assert not is_rectangle(square)
     assert np.array_equal(got, sample_in_polygon(square, n, uniform))
+
+
+def test_fill_ratio_is_the_share_of_the_bounding_box():
+    from shapely.geometry import Polygon
+
+    from fieldlearn.sim.regions import fill_ratio
+
+    assert fill_ratio(Polygon([(0, 0), (2, 0), (2, 1), (0, 1)])) == 1.0
+    assert fill_ratio(Polygon([(0, 0), (2, 0), (0, 2)])) == 0.5
