@@ -14,7 +14,7 @@ Static devices (the `mobile` sensor false) keep no memory. Optionally (default o
 """
 from typing import Annotated, Literal, Union
 
-from annotated_types import Ge, Gt
+from annotated_types import Ge, Gt, Interval
 
 from fieldlearn import ParameterError, constant, maximum, minimum, mux, program, rep
 from fieldlearn.learning import (
@@ -59,12 +59,12 @@ def replay_policy(memory: str, capacity: float | None, variant: str) -> str:
 @program(needs="learning")
 def c2fl(method: Literal["c2fl", "cl", "fl", "local"] = "c2fl", variant: Literal["paper", "code"] = "paper",
          radius: Annotated[float, Gt(0)] = 20.0, gamma: Annotated[float, Ge(0)] = 0.3,
-         horizon: Annotated[int, Ge(1)] = 30, memory: Memory = "default",
-         capacity: Annotated[float, Ge(0)] | None = None, finetune: Union[bool, Literal["always"]] = True,
-         replay_per_round: Union[Annotated[int, Ge(0)], Literal["all", "auto"], None] = 300,
+         horizon: Annotated[int, Interval(ge=1, le=1_000_000)] = 30, memory: Memory = "default",
+         capacity: Annotated[float, Interval(ge=0, le=1e9)] | None = None, finetune: Union[bool, Literal["always"]] = True,
+         replay_per_round: Union[Annotated[int, Interval(ge=0, le=10_000_000)], Literal["all", "auto"], None] = 300,
          weighting: Literal["samples", "uniform"] = "samples", classwise_head: bool = True,
          stable_leaders: bool = True, min_link: Annotated[float, Gt(0)] | None = None, seed: int = 0,
-         merge: Literal["blend", "arrival", "counts"] = "blend", arrival_window: Annotated[int, Ge(1)] = 5) -> dict:
+         merge: Literal["blend", "arrival", "counts"] = "blend", arrival_window: Annotated[int, Interval(ge=1, le=1_000_000)] = 5) -> dict:
     """One round of C2FL; outputs `models`, `leader`, `dwell`, `alpha` and `samples` (size of the round's training
     set).
 

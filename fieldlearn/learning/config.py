@@ -32,7 +32,8 @@ from torch import nn
 
 __all__ = ["LearningConfig", "ModelConfig", "OptimiserConfig", "PartitionConfig", "MLP"]
 
-PositiveInt = Annotated[int, Field(ge=1)]
+PositiveInt = Annotated[int, Field(ge=1, le=10_000_000)]  # bounded so that a typo cannot ask for terabytes
+LayerSize = Annotated[int, Field(ge=1, le=100_000)]
 
 
 class _Block(BaseModel):
@@ -43,7 +44,7 @@ class ModelConfig(_Block):
     """The device model: an MLP with the given hidden layer sizes (`hidden: 32` is `hidden: [32]`)."""
 
     kind: Literal["mlp"] = "mlp"
-    hidden: tuple[PositiveInt, ...] = (128,)
+    hidden: Annotated[tuple[LayerSize, ...], Field(max_length=32)] = (128,)
 
     @field_validator("hidden", mode="before")
     @classmethod
@@ -80,7 +81,7 @@ class LearningConfig(_Block):
     """The validated `learning:` block (see the module docstring for every key)."""
 
     dataset: Annotated[str, Field(min_length=1, max_length=4096)] = "digits"
-    downsample: PositiveInt = 1
+    downsample: Annotated[int, Field(ge=1, le=64)] = 1
     partition: PartitionConfig = Field(default_factory=PartitionConfig)
     train_fraction: Annotated[float, Field(gt=0, le=1)] = 0.7
     parts_per_region: PositiveInt | None = None
@@ -88,14 +89,14 @@ class LearningConfig(_Block):
     part_fraction: Annotated[float, Field(gt=0, le=1)] | None = None
     model: ModelConfig = Field(default_factory=ModelConfig)
     optimiser: OptimiserConfig = Field(default_factory=OptimiserConfig)
-    epochs: PositiveInt = 2
-    batch_size: PositiveInt = 32
+    epochs: Annotated[int, Field(ge=1, le=10_000)] = 2
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 32
     samples_per_round: PositiveInt | None = None
     eval_every: PositiveInt = 5
     eval_samples: PositiveInt | None = None
     init: Literal["shared", "independent"] = "shared"
     seed: Annotated[int, Field(ge=0, lt=2**63)] | None = None
-    threads: PositiveInt | None = 1
+    threads: Annotated[int, Field(ge=1, le=1024)] | None = 1
 
     @field_validator("partition", mode="before")
     @classmethod
