@@ -9,8 +9,6 @@ import numpy as np
 from shapely.geometry import Polygon
 
 from . import scenario as S
-from .errors import ScenarioError, format_path
-from .generators import MAX_GRAPH_EDGES, GraphTooLarge, bounded_call
 from .kinds import Kinds
 from .regions import Regions, generator_uniform, sample_in_polygon
 
@@ -38,14 +36,6 @@ def place(dep: S.GridDeployment | S.RandomDeployment | S.PointsDeployment | S.Gr
           rng: np.random.Generator, regions: Regions, graph: Any = None) -> Placement:
     """Where the devices of one deployment start (`graph`: a graph deployment's built networkx graph)."""
     return PLACEMENTS.build(dep, rng, regions, graph)
-
-
-def deployment_path(s: S.Scenario, i: int) -> tuple:
-    """The YAML path of deployment `i` in id order: an initial deployment, or a join fault's deployment."""
-    if i < len(s.deployments):
-        return ("deployments", i)
-    joins = [k for k, f in enumerate(s.faults) if isinstance(f, S.JoinFault)]
-    return ("faults", joins[i - len(s.deployments)], "deployment")
 
 
 _NO_EDGES = np.zeros((0, 2), dtype=np.int64)
@@ -101,48 +91,6 @@ def _graph(dep: S.GraphDeployment, rng: np.random.Generator, regions: Regions, g
     return Placement(pos, edges)
 
 
-_ALLOWED_GENERATOR_MODULES = ("networkx.generators.", "networkx.algorithms.bipartite.generators")
-
-
-def build_generator_graph(d: S.GraphDeployment, loc: tuple) -> Any:
-    """Call the networkx generator named by a graph deployment (only functions of networkx.generators), stopped
-    before it builds more than MAX_DEVICES nodes or MAX_GRAPH_EDGES edges (`generators.bounded_call`)."""
-    import networkx as nx
-
-    fn = getattr(nx, d.generator, None) if not d.generator.startswith("_") else None
-    module = getattr(fn, "__module__", "") or ""
-    if fn is None or not callable(fn) or not module.startswith(_ALLOWED_GENERATOR_MODULES):
-        raise ScenarioError(f"{d.generator!r} is not a networkx graph generator", format_path(loc + ("generator",)))
-    if "create_using" in d.params:
-        raise ScenarioError("set by the simulator (graphs are built bounded)", format_path(loc + ("params", "create_using")))
-    try:
-        g = bounded_call(d.generator, fn, dict(d.params))
-    except GraphTooLarge as exc:
-        raise ScenarioError(f"{d.generator}(**params) would build {exc}", format_path(loc + ("params",))) from None
-    except Exception as exc:  # third-party code fed user parameters: any failure is a bad input
-        raise ScenarioError(f"{d.generator}(**params) failed: {type(exc).__name__}: {exc}", format_path(loc + ("params",))) from None
-    if not isinstance(g, nx.Graph):
-        raise ScenarioError(f"{d.generator} did not return a graph", format_path(loc + ("generator",)))
-    if g.number_of_nodes() == 0:
-        raise ScenarioError("the generated graph has no nodes", format_path(loc + ("params",)))
-    if g.number_of_nodes() > S.MAX_DEVICES:
-        raise ScenarioError(f"too many nodes ({g.number_of_nodes():,} > {S.MAX_DEVICES:,})", format_path(loc + ("params",)))
-    if g.number_of_edges() > MAX_GRAPH_EDGES:
-        raise ScenarioError(f"too many edges ({g.number_of_edges():,} > {MAX_GRAPH_EDGES:,})", format_path(loc + ("params",)))
-    if d.layout == "pos" and not all("pos" in a for _, a in g.nodes(data=True)):
-        raise ScenarioError("layout 'pos' needs a 'pos' attribute on every node", format_path(loc + ("layout",)))
-    if d.layout == "grid" and not all(isinstance(v, tuple) and len(v) == 2 for v in g.nodes):
-        raise ScenarioError("layout 'grid' needs nodes labelled (row, col)", format_path(loc + ("layout",)))
-    layout = graph_layout(d, g)
-    most = LAYOUT_LIMITS.get(layout)
-    if most is not None and g.number_of_nodes() > most:
-        raise ScenarioError(f"layout {layout!r} places at most {most:,} nodes (its time grows faster than the nodes; "
-                            f"this graph has {g.number_of_nodes():,}): choose layout circular, random or spectral",
-                            format_path(loc + ("layout",)))
-    return g
-
-
-#: The most nodes a layout of quadratic (or worse) time places within about a minute.
 LAYOUT_LIMITS = {"spring": 5_000, "kamada_kawai": 1_000, "spectral": 100_000}
 
 

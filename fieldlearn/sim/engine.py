@@ -16,7 +16,7 @@ from fieldlearn.calculus.pytree import tree_flatten
 from fieldlearn.calculus.vm import Inbox, RoundVM
 
 from . import scenario as S
-from .deployments import Placement, area_polygon, deployment_path, place
+from .deployments import Placement, area_polygon, place
 from .environment import Environment, LazyRegion
 from .errors import ScenarioError, format_path
 from .faults import FAULTS, Fault
@@ -27,6 +27,7 @@ from .mobility import MOBILITY, MobilityInputs, MobilityModel, PopulationModel
 from .regions import Regions, covers_xy
 from .rng import key, stream
 from .timing import ROUND_TIMES
+from .vehicles import LiveMobility, ReplayMobility  # the vehicle kinds of deployments and mobility (registered there)
 
 # Order of events at one instant: faults (and arrivals) change the world, then devices fire (one batch), then probes
 # observe, then departures: a device that departs at t is there all through t and gone just after it.
@@ -175,7 +176,7 @@ class Engine:
             try:
                 placement = place(d, stream(s.seed, f"deployment/{i}"), self.regions, loaded.resolved(i))
             except ValueError as exc:
-                raise ScenarioError(str(exc), format_path(deployment_path(s, i))) from None
+                raise ScenarioError(str(exc), format_path(S.deployment_path(s, i))) from None
             inputs = MobilityInputs(self.regions, s.period, key(s.seed, f"mobility/{i}"), loaded.traces.get(i),
                                     loaded.vehicles.get(i))
             mobility = MOBILITY.build(d.mobility, np.arange(start, start + count), inputs)

@@ -1,5 +1,4 @@
-"""The simulator's side of learning: validating a scenario's `learning:` block, and the adapter that builds the
-learning context of a run from the engine's public state, lends it to the program, records the models the program
+"""The simulator's side of learning: the adapter that builds the learning context of a run from the engine's public state, lends it to the program, records the models the program
 returns, forgets crashed devices and reads the learning metrics. The only code that knows both the engine and the
 learning layer (which itself knows nothing of the simulator)."""
 from __future__ import annotations
@@ -7,24 +6,33 @@ from __future__ import annotations
 from typing import Any, Callable, Protocol
 
 import numpy as np
-from pydantic import ValidationError
 
 from fieldlearn.learning import METRICS, RESOURCE, ConfigError, LearningConfig, LearningContext, Moment
 
 from . import scenario as S
-from .errors import ScenarioError, from_validation_error
+from .errors import ScenarioError
 
-__all__ = ["configure_learning", "LearningAdapter", "LearningHost"]
+__all__ = ["LearningAdapter", "LearningHost"]
 
 
-def configure_learning(raw: Any, scenario: S.Scenario) -> LearningConfig:
-    """The validated `learning:` block (ScenarioError naming `learning.<key>`)."""
-    if not scenario.regions:
-        raise ScenarioError("a learning scenario needs `regions`: data are partitioned over them", "regions")
-    try:
-        return LearningConfig.model_validate(raw if raw is not None else {})
-    except ValidationError as exc:
-        raise from_validation_error(exc, raw if isinstance(raw, dict) else {}, ("learning",)) from None
+class LearningHost(Protocol):
+    """What the adapter reads and hooks into on the engine (its public state and hooks)."""
+
+    sensors: dict[str, Any]
+    deployed_mobile: Any
+    scenario: S.Scenario
+    capacity: int
+    regions: Any
+    region: Any
+    seed: int
+    period: float
+    device: str
+    base_dir: Any
+    vm: Any
+    result_hooks: list
+    crash_hooks: list
+    rounds: Any
+    time: float
 
 
 class LearningAdapter:

@@ -25,17 +25,15 @@ from fieldlearn.calculus import Program
 
 from . import scenario as S
 from .checks import check_scenario
-from .deployments import build_generator_graph, deployment_path
-from .errors import ScenarioError, format_path, from_validation_error
+from .inputs import (build_generator_graph, configure_learning, read_streets, read_trace, regions_from_file,
+                     resolve_file, resolve_vehicles)
+from .errors import ScenarioError, from_validation_error
 from .files import json_plain
 from .locate import ProgramRef, locate_program
-from .mobility import read_trace
 from .overrides import apply_overrides
 from .parameters import bind_parameters
-from .safexml import FileFormatError
 from .shipped import scenario_path
-from .streets import StreetNetwork, read_districts, read_net
-from .vehicles import resolve_vehicles
+from .streets import StreetNetwork
 from .yaml_reader import YamlLimitError, read_yaml
 
 __all__ = ["LoadedScenario", "load_scenario", "resolve_scenario", "read_scenario_file", "RESOURCES"]
@@ -58,7 +56,7 @@ class LoadedScenario:
     counts: tuple[int, ...]
     graphs: dict[int, Any] = field(default_factory=dict)
     traces: dict[int, np.ndarray] = field(default_factory=dict)
-    vehicles: dict[int, Any] = field(default_factory=dict)  # vehicle deployments: a vehicles.ReplayPlan or LivePlan
+    vehicles: dict[int, Any] = field(default_factory=dict)  # vehicle deployments: an inputs.ReplayPlan or LivePlan
     streets: StreetNetwork | None = None  # the street network the scenario names (drawn behind the devices)
 
     def resolved(self, i: int) -> Any:
@@ -145,10 +143,10 @@ def resolve_scenario(data: Mapping[str, Any], base_dir: str | Path | None = None
     if isinstance(scenario.regions, S.RegionsFile):
         scenario = scenario.model_copy(update={"regions": regions_from_file(scenario.regions.from_file, base)})
     deps = scenario.all_deployments()
-    graphs = {i: build_generator_graph(d, deployment_path(scenario, i)) for i, d in enumerate(deps)
+    graphs = {i: build_generator_graph(d, S.deployment_path(scenario, i)) for i, d in enumerate(deps)
               if isinstance(d, S.GraphDeployment)}
     find = lambda name, loc: resolve_file(name, base, loc)  # noqa: E731
-    vehicles = {i: resolve_vehicles(d, deployment_path(scenario, i), base, find, scenario.end_time)
+    vehicles = {i: resolve_vehicles(d, S.deployment_path(scenario, i), base, find, scenario.end_time)
                 for i, d in enumerate(deps) if isinstance(d, S.VehiclesDeployment)}
     counts = tuple(graphs[i].number_of_nodes() if i in graphs else vehicles[i].count if i in vehicles else d.n_devices
                    for i, d in enumerate(deps))
@@ -157,7 +155,7 @@ def resolve_scenario(data: Mapping[str, Any], base_dir: str | Path | None = None
     traces = {}
     for i, d in enumerate(deps):
         if isinstance(d.mobility, S.TraceSpec):
-            loc = deployment_path(scenario, i) + ("mobility", "file")
+            loc = S.deployment_path(scenario, i) + ("mobility", "file")
             traces[i] = read_trace(resolve_file(d.mobility.file, base, loc), counts[i], loc)
     ref = locate_program(scenario.program.name, scenario.program.function, base)
     program = ref.load()
@@ -195,50 +193,5 @@ def _configure(need: str, raw: Any, scenario: S.Scenario) -> Any:
         raise ScenarioError(f"this program learns: the scenario needs a `{block}:` block (dataset, partition, ...)",
                             block)
     if need == "learning":
-        from .learning import configure_learning
-
         return configure_learning(raw, scenario)
     raise AssertionError(need)  # pragma: no cover - RESOURCES lists only what is handled here
-
-
-def regions_from_file(name: str, base_dir: Path) -> list[S.RegionSpec]:
-    """The regions of `regions: {from_file: NAME}`: the districts of a districts file, in its order."""
-    loc = ("regions", "from_file")
-    path = resolve_file(name, base_dir, loc)
-    try:
-        districts = read_districts(path)
-    except FileFormatError as exc:
-        raise ScenarioError(str(exc), format_path(loc)) from None
-    out = []
-    for d in districts:
-        try:
-            out.append(S.RegionSpec.model_validate({"name": d.name, "polygon": [list(p) for p in d.polygon]}))
-        except ValidationError as exc:
-            reason = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
-            raise ScenarioError(f"{path}: district {d.name!r}: {reason}", format_path(loc)) from None
-    if not out:
-        raise ScenarioError(f"{path}: no districts", format_path(loc))
-    return out
-
-
-def read_streets(name: str, base_dir: Path) -> StreetNetwork:
-    """The street network of `streets: NAME`: a streets JSON (fieldlearn.streets/1) or a SUMO network (.net.xml)."""
-    path = resolve_file(name, base_dir, ("streets",))
-    try:
-        if path.name.lower().removesuffix(".gz").endswith(".json"):
-            return StreetNetwork.from_json(path)
-        return read_net(path)
-    except FileFormatError as exc:
-        raise ScenarioError(str(exc), "streets") from None
-
-
-def resolve_file(name: str, base_dir: Path, loc: tuple) -> Path:
-    """A data file a scenario names, relative to the scenario's folder."""
-    p = Path(name)
-    candidate = p if p.is_absolute() else base_dir / p
-    try:
-        if candidate.is_file():
-            return candidate
-    except OSError as exc:
-        raise ScenarioError(f"file {name[:80]!r}: not a usable path ({exc.strerror or exc})", format_path(loc)) from None
-    raise ScenarioError(f"file {name!r} not found (relative paths start at {base_dir})", format_path(loc))

@@ -2,9 +2,7 @@
 `mobility:` kind, built by `MOBILITY.build(spec, ids, inputs)`."""
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +12,6 @@ from fieldlearn.calculus.keyed import keyed_uniform
 
 from . import scenario as S
 from .deployments import area_polygon
-from .errors import ScenarioError, format_path
 from .kinds import Kinds
 from .regions import Regions, sample_in_polygon
 
@@ -292,37 +289,3 @@ class TraceMobility(MobilityModel):
         frac = np.where(t <= t0, 0.0, frac)
         out[devs] = self.xy[i] + (self.xy[j] - self.xy[i]) * frac[:, None]
         return out
-
-
-def read_trace(path: Path, count: int, loc: tuple) -> np.ndarray:
-    """Rows (time, device, x, y) of a trace CSV sorted by device then time; checked against the deployment size."""
-    where = format_path(loc)
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"cannot read {path}: {exc}", where) from None
-    if not rows or [c.strip() for c in rows[0]] != ["time", "device", "x", "y"]:
-        raise ScenarioError(f"{path}: the first line must be the header time,device,x,y", where)
-    data = []
-    for k, row in enumerate(rows[1:], start=2):
-        if not row or all(not c.strip() for c in row):
-            continue
-        try:
-            t, dev, x, y = float(row[0]), int(row[1]), float(row[2]), float(row[3])
-        except (ValueError, IndexError):
-            raise ScenarioError(f"{path} line {k}: expected numbers time,device,x,y, got {','.join(row)!r}", where) from None
-        if not all(np.isfinite([t, x, y])):
-            raise ScenarioError(f"{path} line {k}: values must be finite", where)
-        if not 0 <= dev < count:
-            raise ScenarioError(f"{path} line {k}: device {dev} out of range (the deployment has {count} devices)", where)
-        data.append((t, dev, x, y))
-    if not data:
-        raise ScenarioError(f"{path}: no samples", where)
-    arr = np.asarray(data, dtype=np.float64)
-    order = np.lexsort((arr[:, 0], arr[:, 1]))
-    arr = arr[order]
-    dup = (np.diff(arr[:, 1]) == 0) & (np.diff(arr[:, 0]) == 0)
-    if dup.any():
-        raise ScenarioError(f"{path}: device {int(arr[1:][dup][0, 1])} has two samples at time {arr[1:][dup][0, 0]}", where)
-    return arr

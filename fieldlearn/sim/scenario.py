@@ -649,4 +649,12 @@ class Scenario(Model):
         return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120)
 
 
-__all__ = ["Scenario", "RESERVED_SENSORS", "MAX_DEVICES", "box_polygon"]
+def deployment_path(s: Scenario, i: int) -> tuple:
+    """The YAML path of deployment `i` in id order: an initial deployment, or a join fault's deployment."""
+    if i < len(s.deployments):
+        return ("deployments", i)
+    joins = [k for k, f in enumerate(s.faults) if isinstance(f, JoinFault)]
+    return ("faults", joins[i - len(s.deployments)], "deployment")
+
+
+__all__ = ["Scenario", "RESERVED_SENSORS", "MAX_DEVICES", "box_polygon", "deployment_path"]

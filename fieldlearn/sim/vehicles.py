@@ -1,11 +1,9 @@
 """Vehicle deployments (`kind: vehicles`): devices that join when they depart and leave when they arrive, replayed
 from a recorded trace or driven live by Eclipse SUMO.
 
-- At resolve time (the loader), `resolve_vehicles` reads the trace file (SUMO FCD XML, CSV or GPX, with
-  fieldlearn.sim.traces) or plans the SUMO run (a configuration, a network and route files, or a city generated from
-  a few keys, with fieldlearn.sim.sumo) and counts its vehicles: a `ReplayPlan` or a `LivePlan`, which
-  `LoadedScenario.vehicles` keeps. Every error names the YAML path (and, for a bad file, its line).
-- At build time the mobility kinds of `trace:` and `sumo:`, `ReplayMobility` and `LiveMobility`, move the vehicles
+- At resolve time, fieldlearn.sim.inputs `resolve_vehicles` reads the trace file or plans the SUMO run into a
+  `ReplayPlan` or a `LivePlan`, which `LoadedScenario.vehicles` keeps.
+- At build time (this module) the mobility kinds of `trace:` and `sumo:`, `ReplayMobility` and `LiveMobility`, move the vehicles
   and tell the engine who arrives and who departs (`mobility.PopulationModel`).
 
 Vehicle k of a deployment is the k-th to appear (ties by name, as fieldlearn.sim.traces numbers them), so a live run
@@ -15,182 +13,20 @@ and the replay of its own FCD export number them alike. A vehicle is present fro
 from __future__ import annotations
 
 import math
-import os
 import weakref
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from . import scenario as S
 from . import sumo
 from .deployments import PLACEMENTS, Placement
-from .errors import ScenarioError, format_path
 from .mobility import MOBILITY, MobilityInputs, PopulationModel
 from .regions import Regions
-from .safexml import FileFormatError
-from .traces import RecordedTrace, TimeMap, load_recorded_trace, trace_format
+from .inputs import LivePlan, ReplayPlan
+from .traces import TimeMap
 
-__all__ = ["ReplayPlan", "LivePlan", "resolve_vehicles", "ReplayMobility", "LiveMobility", "default_city_cache"]
-
-FindFile = Callable[[str, tuple], Path]  # a file a scenario names (relative to its folder) -> its path
-
-
-@dataclass(frozen=True)
-class ReplayPlan:
-    """A recorded trace to replay, and how simulator time maps to its seconds."""
-
-    trace: RecordedTrace
-    timemap: TimeMap
-
-    @property
-    def count(self) -> int:
-        return len(self.trace)
-
-
-@dataclass(frozen=True)
-class LivePlan:
-    """A SUMO run to drive live: its options, the binding, how many vehicles it may insert, how simulator time maps to
-    SUMO's seconds, and `stop`: the SUMO second at which the scenario ends (the run is closed there)."""
-
-    run: sumo.SumoRun
-    timemap: TimeMap
-    backend: str
-    count: int
-    stop: float
-
-
-def default_city_cache() -> Path:
-    """Where generated cities are kept unless a scenario says (`sumo.cache`): the user's cache folder."""
-    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(root) / "fieldlearn" / "sumo"
-
-
-def resolve_vehicles(d: S.VehiclesDeployment, loc: tuple, base_dir: Path, find: FindFile,
-                     end_time: float) -> ReplayPlan | LivePlan:
-    """What a vehicle deployment at YAML path `loc` needs before the run: its trace read, or its SUMO run planned
-    (nothing here depends on the scenario's seed: `LoadedScenario.with_seed` keeps the plans)."""
-    timemap = TimeMap(d.time.start, d.time.scale)
-    if d.trace is not None:
-        return _replay_plan(d.trace, loc + ("trace",), find, timemap)
-    assert d.sumo is not None
-    return _live_plan(d.sumo, loc + ("sumo",), base_dir, find, end_time, timemap)
-
-
-def _replay_plan(src: S.TraceSource, loc: tuple, find: FindFile, timemap: TimeMap) -> ReplayPlan:
-    path = find(src.file, loc + ("file",))
-    where = format_path(loc + ("file",))
-    try:
-        fmt = trace_format(path) if src.format == "auto" else src.format
-        if src.coords != "auto" and fmt != "fcd":
-            raise ScenarioError(f"coords applies to SUMO FCD traces only (this one is {fmt})",
-                                format_path(loc + ("coords",)))
-        trace = load_recorded_trace(path, fmt, src.coords)
-    except FileFormatError as exc:
-        raise ScenarioError(str(exc), where) from None
-    return ReplayPlan(trace, timemap)
-
-
-def _live_plan(src: S.SumoSource, loc: tuple, base_dir: Path, find: FindFile, end_time: float,
-               timemap: TimeMap) -> LivePlan:
-    why = (sumo.sumo_missing() if src.city is not None else None) or sumo.binding_missing(src.backend)
-    if why is not None:
-        raise ScenarioError(f"a live SUMO run needs SUMO here: {why} (a recorded trace replays without it: `trace:`)",
-                            format_path(loc))
-    declared: dict[str, float] = {}  # begin, end, step-length from a configuration or a city
-    options: tuple[str, ...] = ()
-    run_seed = 0
-    if src.city is not None:
-        net, routes, declared = _city(src, loc + ("city",), base_dir)
-        run_seed = src.city.seed
-    elif src.config is not None:
-        net, routes, declared, cfg_seed, cfg = _configured(src, loc + ("config",), find)
-        options = ("--configuration-file", str(cfg))
-        run_seed = cfg_seed if cfg_seed is not None else 0
-    else:
-        assert src.net is not None and src.routes is not None
-        net = find(src.net, loc + ("net",))
-        routes = tuple(find(r, loc + ("routes", j)) for j, r in enumerate(src.routes))
-    step = src.step_length or declared.get("step-length", 1.0)
-    begin = src.begin if src.begin is not None else declared.get("begin", 0.0)
-    stop = float(timemap.source_time(end_time))
-    end = src.end or declared.get("end") or math.inf
-    end = min(end, stop + 2 * step)  # one step past the scenario's end is all the run needs (and then it closes)
-    if not end > begin:
-        raise ScenarioError(f"SUMO would run from {begin:g} s to {end:g} s: nothing to drive", format_path(loc))
-    count = src.vehicles
-    if count is None:
-        try:
-            count = sumo.route_vehicles(routes)
-        except FileFormatError as exc:
-            raise ScenarioError(str(exc), format_path(loc + ("routes",))) from None
-        if count == 0:
-            raise ScenarioError("the route files insert no vehicle", format_path(loc + ("routes",)))
-    run = sumo.SumoRun(Path(net), tuple(Path(r) for r in routes), end=end, begin=begin, step_length=step,
-                       seed=src.seed if src.seed is not None else run_seed, options=options)
-    return LivePlan(run, timemap, src.backend, int(count), stop)
-
-
-def _city(src: S.SumoSource, loc: tuple, base_dir: Path) -> tuple[Path, tuple[Path, ...], dict[str, float]]:
-    """The generated city of `sumo.city`, built into its cache folder unless already there."""
-    keys = src.city
-    assert keys is not None
-    try:
-        spec = sumo.CitySpec(network=keys.network, blocks=(keys.blocks[0], keys.blocks[1]),
-                             block_length=keys.block_length,
-                             lanes=keys.lanes, vehicles=keys.vehicles, depart_end=keys.depart_end,
-                             duration=keys.duration, min_trip=keys.min_trip, seed=keys.seed,
-                             step_length=src.step_length or 1.0)
-    except ValueError as exc:
-        raise ScenarioError(str(exc), format_path(loc)) from None
-    cache = (base_dir / src.cache) if src.cache is not None else default_city_cache()
-    try:
-        city = sumo.build_city(spec, cache)
-    except (sumo.SumoFailed, sumo.SumoUnavailable, OSError) as exc:
-        raise ScenarioError(f"generating the city failed: {exc}", format_path(loc)) from None
-    return city.net, (city.routes,), {"end": spec.duration}
-
-
-def _configured(src: S.SumoSource, loc: tuple, find: FindFile
-                ) -> tuple[Path, tuple[Path, ...], dict[str, float], int | None, Path]:
-    """Network, route files, times and seed of a SUMO configuration file."""
-    assert src.config is not None
-    cfg = find(src.config, loc)
-    where = format_path(loc)
-    try:
-        options = sumo.read_sumo_config(cfg)
-    except FileFormatError as exc:
-        raise ScenarioError(str(exc), where) from None
-    missing = [k for k in ("net-file", "route-files") if k not in options]
-    if missing:
-        raise ScenarioError(f"{cfg}: the configuration names no {' and no '.join(missing)}", where)
-
-    def named(value: str) -> Path:
-        p = Path(value.strip())
-        p = p if p.is_absolute() else cfg.parent / p
-        if not p.is_file():
-            raise ScenarioError(f"{cfg}: file {value.strip()!r} not found (relative paths start at {cfg.parent})",
-                                where)
-        return p
-
-    net = named(options["net-file"])
-    routes = tuple(named(r) for r in options["route-files"].split(",") if r.strip())
-    declared = {}
-    for key in ("begin", "end", "step-length"):
-        if key in options:
-            try:
-                declared[key] = float(options[key])
-            except ValueError:
-                raise ScenarioError(f"{cfg}: {key} must be a number of seconds (got {options[key]!r})", where) from None
-    cfg_seed = None
-    if "seed" in options:
-        try:
-            cfg_seed = int(options["seed"])
-        except ValueError:
-            raise ScenarioError(f"{cfg}: seed must be an integer (got {options['seed']!r})", where) from None
-    return net, routes, declared, cfg_seed, cfg
-
+__all__ = ["ReplayMobility", "LiveMobility"]
 
 # ------------------------------------------------------------------------------------------------ placement
 @PLACEMENTS.register(S.VehiclesDeployment)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from fieldlearn.sim import scenario as S
-from fieldlearn.sim.deployments import build_generator_graph
+from fieldlearn.sim.inputs import build_generator_graph
 from fieldlearn.sim.deployments import place
 from fieldlearn.sim.regions import Regions
 

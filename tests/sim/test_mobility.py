@@ -117,24 +117,6 @@ def test_each_mobility_kind_builds_its_own_model_and_only_static_stays():
     assert static.positions(5.0).tolist() == [[1, 2], [3, 4]]
 
 
-def test_trace_file_through_the_scenario(tmp_path):
-    from fieldlearn.sim import ScenarioError
-    from fieldlearn.sim.loader import resolve_scenario
-
-    (tmp_path / "t.csv").write_text("time,device,x,y\n0,0,0,0\n4,0,4,0\n")
-    data = {
-        "duration": {"rounds": 5},
-        "deployments": [{"kind": "points", "points": [[0, 0], [1, 1]], "mobility": {"kind": "trace", "file": "t.csv"}}],
-        "links": {"rule": "radius", "radius": 1},
-        "program": "gradient",
-    }
-    s = resolve_scenario(data, tmp_path)
-    assert s.traces[0].shape == (2, 4)
-    (tmp_path / "t.csv").write_text("time,device,x,y\n0,5,0,0\n")
-    with pytest.raises(ScenarioError, match=r"deployments\[0\].mobility.file: .*device 5 out of range"):
-        resolve_scenario(data, tmp_path)
-
-
 def test_shuffled_tours_give_every_device_its_own_order_of_every_stop_each_cycle():
     import numpy as np
 

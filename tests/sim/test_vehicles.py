@@ -18,7 +18,7 @@ from fieldlearn.sim.engine import Engine
 from fieldlearn.sim.errors import ScenarioError
 from fieldlearn.sim.loader import resolve_scenario
 from fieldlearn.sim.sumo import CitySpec, build_city, run_fcd, sumo_missing
-from fieldlearn.sim.vehicles import LivePlan, ReplayPlan
+from fieldlearn.sim.inputs import LivePlan, ReplayPlan
 
 from .sim_helpers import SCENARIOS, gradient_program
 
