@@ -27,6 +27,20 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
         raise
 
 
+def fsync_dir(path: str | Path) -> None:
+    """Flush a folder's entries (a rename into it, a new file) to disk; best effort where the system cannot."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def json_plain(x: Any, strict: bool = False) -> Any:
     """`x` with numpy scalars as Python numbers, tuples as lists and keys as strings, exactly; `strict`: non-finite
     floats become None (standard JSON has no NaN or infinity)."""

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import ScenarioError
+from .files import fsync_dir
 
 #: The file names a run may write besides its snapshot PNGs (exports.figures.snapshots[].file ends in .png).
 RESULT_NAMES = frozenset({"scenario.yaml", "metrics.csv", "devices.csv", "summary.json", "timeseries.png", "run.gif",
@@ -69,19 +70,6 @@ def _listed(folder: Path) -> frozenset[str]:
         return frozenset(str(f) for f in files if isinstance(f, str))
     except (OSError, ValueError, AttributeError):
         return frozenset()
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -201,7 +189,7 @@ class ResultFolder:
             ready = self._siblings("ready") or self._siblings("old")
             if ready:
                 os.rename(ready[-1], self.out)
-                _fsync_dir(self.out.parent)
+                fsync_dir(self.out.parent)
         for p in self._siblings("partial") + self._siblings("ready"):
             shutil.rmtree(p, ignore_errors=True)
         for p in self._siblings("old"):
@@ -236,7 +224,7 @@ class ResultFolder:
     # -- committing ---------------------------------------------------------------------------------------
     def commit(self) -> None:
         """Swap the complete staging folder into OUT's place (the previous results are removed after)."""
-        _fsync_dir(self.staging)
+        fsync_dir(self.staging)
         ready = self._sibling("ready")
         os.rename(self.staging, ready)
         self.staging = ready  # what `close` removes if the swap does not happen
@@ -246,7 +234,7 @@ class ResultFolder:
             if moved:
                 os.rename(self.out, old)
             os.rename(ready, self.out)
-            _fsync_dir(self.out.parent)
+            fsync_dir(self.out.parent)
             self.committed = True
         if moved:
             _remove_results(old)

@@ -26,26 +26,13 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..sim.files import write_atomic
+from ..sim.files import fsync_dir, write_atomic
 from .grid import FORMAT, SweepError
 from .manifest import MARKER, is_complete, read_manifest
 
 RESULT = "result.json"
 DONE = "done.json"
 TIMING = "timing.json"
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def write_file(path: Path, data: bytes | str, sync: bool = True) -> None:
@@ -96,7 +83,7 @@ class Store:
         old = here.parent / f".{here.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
         os.rename(here, old)
         os.rename(staging.root, here)  # a kill between the renames: `recover` finishes the swap
-        _fsync_dir(here.parent)
+        fsync_dir(here.parent)
         shutil.rmtree(old, ignore_errors=True)
 
     def recover(self, arg: str = "--out") -> bool:
@@ -113,7 +100,7 @@ class Store:
                                      "the folder's sweep); wait for it or choose another folder") from None
                 if not self.root.exists() and is_complete(read_manifest(staging.root)):
                     os.rename(staging.root, self.root)
-                    _fsync_dir(self.root.parent)
+                    fsync_dir(self.root.parent)
                     moved = True
         if self.root.is_dir():
             here = self.root.resolve()
@@ -200,14 +187,14 @@ class Store:
         files = sorted(p.name for p in tmp.iterdir()) + [DONE]
         write_file(tmp / DONE, json.dumps({"format": FORMAT, "run": run_id, "config_hash": config_hash, "files": files},
                                           indent=2) + "\n")
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         final = self.run_dir(run_id)
         old = None
         if final.exists():
             old = self.runs / f".old-{run_id}-{os.getpid()}-{secrets.token_hex(4)}"
             os.rename(final, old)
         os.rename(tmp, final)
-        _fsync_dir(self.runs)
+        fsync_dir(self.runs)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         (self.errors / f"{run_id}.txt").unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""fieldlearn.sim.files: the atomic write and the plain JSON conversion."""
+"""fieldlearn.sim.files: the atomic write, the folder flush and the plain JSON conversion."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from fieldlearn.sim.files import json_plain, write_atomic
+from fieldlearn.sim.files import fsync_dir, json_plain, write_atomic
 
 
 def test_write_atomic_replaces_and_leaves_no_temporary(tmp_path):
@@ -43,3 +43,13 @@ def test_json_plain_is_exact_and_strict_drops_what_json_cannot_hold():
     strict = json_plain(x, strict=True)
     assert strict["f"] == [0.1, None, None]
     assert json.loads(json.dumps(strict, allow_nan=False)) == strict
+
+
+def test_fsync_dir_flushes_a_folder_and_is_quiet_where_there_is_none(tmp_path, monkeypatch):
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.fstat(fd).st_ino), real(fd))[1])
+    fsync_dir(tmp_path)
+    assert synced == [tmp_path.stat().st_ino]
+    fsync_dir(tmp_path / "missing")  # no such folder: nothing to flush, no error
+    assert synced == [tmp_path.stat().st_ino]
