@@ -122,14 +122,8 @@ def runs_of(table: Any, params: dict[str, dict]) -> list[dict]:
     acc_cols = [c for c in table.columns if c.startswith("accuracy.d")]
     movers = list(dict.fromkeys(int(c.split(".", 2)[1][1:]) for c in acc_cols))
     regions = list(dict.fromkeys(c.split(".", 2)[2] for c in acc_cols))
-    rows: dict[str, list[dict]] = {}
-    for row in table.rows:
-        rows.setdefault(row["run"], []).append(row)
     out = []
-    for info in table.runs.rows:
-        mine = rows.get(info["run"])
-        if info["status"] != "complete" or not mine:
-            continue
+    for info, mine in table.complete_runs():
         history, seen = [], set()
         for row in mine:
             er = row.get("eval_round")

@@ -59,14 +59,8 @@ def run(seeds: list[int], rounds: int, workers: int, out: Path) -> tuple[list[di
                   progress=True, log=lambda s: print(f"[sweep] {s}", flush=True))
     elapsed = time.perf_counter() - started
     label_of = [(p, label) for label, p in base.items()]
-    rows: dict[str, list[dict]] = {}
-    for row in table.rows:
-        rows.setdefault(row["run"], []).append(row)
     runs = []
-    for info in table.runs.rows:
-        mine = rows.get(info["run"])
-        if info["status"] != "complete" or not mine:
-            continue
+    for info, mine in table.complete_runs():
         end = max(mine, key=lambda r: r["round"])
         evals = [(r["eval_round"], r["cacc"]) for r in mine if finite(r.get("eval_round"))]
         curve = sorted(dict(evals).items())

@@ -59,14 +59,8 @@ def runs_of(table: Any, from_round: int = FROM_ROUND) -> list[dict]:
     """Every complete run: {method, seed, wall, districts: [mean accuracy of the vehicles per district], cacc,
     static, history: [(round, cacc)]}, the district and CAcc values averaged over evaluations from `from_round` on."""
     label = {p["method"]: name for name, p in METHODS.items()}
-    rows: dict[str, list[dict]] = {}
-    for row in table.rows:
-        rows.setdefault(row["run"], []).append(row)
     out = []
-    for info in table.runs.rows:
-        mine = rows.get(info["run"])
-        if info["status"] != "complete" or not mine:
-            continue
+    for info, mine in table.complete_runs():
         evals, seen = [], set()
         for row in mine:
             er = row.get("eval_round")

@@ -141,6 +141,14 @@ class SweepTable(Table):
         """Each file the sweep wrote into `out` (none for a temporary folder, removed afterwards)."""
         return {} if self.out is None else {name: self.out / name for name in self.file_names}
 
+    def complete_runs(self) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """(row of `runs`, that run's tidy rows) for each complete run, in the order of `runs`: a run's table at hand."""
+        rows: dict[Any, list[dict[str, Any]]] = {}
+        for row in self.rows:
+            rows.setdefault(row.get("run"), []).append(row)
+        return [(info, rows[info["run"]]) for info in self.runs.rows
+                if info.get("status") == "complete" and rows.get(info.get("run"))]
+
     def moved_to(self, out: Path | None) -> "SweepTable":
         """The same result, its files now in `out` (a replacement swapped into place, or a removed folder)."""
         return SweepTable(self, summary=self.summary, runs=self.runs, failures=self.failures, out=out,

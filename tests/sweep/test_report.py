@@ -152,3 +152,17 @@ def test_a_sweep_table_is_its_tidy_table_with_the_others(plan, tmp_path):
     assert (moved.summary, moved.runs, moved.plan, moved.ran, moved.reused) == (s, runs, plan, 4, 2)
     gone = st.moved_to(None)
     assert gone.out is None and gone.files == {} and gone.metric == "m"
+
+
+def test_complete_runs_pairs_each_complete_run_with_its_own_rows(plan):
+    t = tidy_table(plan, fake_results(plan, VALUES))
+    ids = [r.id for r in plan.runs]
+    status = ["complete", "failed", "complete", "complete", "complete", "complete"]
+    runs = Table(["run", "status"], [{"run": i, "status": st} for i, st in zip(ids, status)])
+    runs.rows.append({"run": "not-in-the-tidy-table", "status": "complete"})
+    st = SweepTable(t, summary=Table([]), runs=runs, failures=[], out=None, file_names=[], metric="m",
+                    rounds_at=["end"], plan=plan, ran=6, reused=0, wall_seconds=0.0)
+    got = st.complete_runs()
+    assert [info["run"] for info, _ in got] == [i for i, s_ in zip(ids, status) if s_ == "complete"]
+    for info, rows in got:
+        assert rows == [r for r in t.rows if r["run"] == info["run"]] and len(rows) == 4  # 3 recorded + final
