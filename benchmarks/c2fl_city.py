@@ -19,13 +19,12 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from c2fl import interval, mean_sd, paired  # noqa: E402  (the paired statistics of the 48-device benchmark)
+from c2fl import finite, interval, mean_sd, paired  # noqa: E402  (the paired statistics of the 48-device benchmark)
 
 SCENARIO = REPO / "scenarios" / "c2fl-city.yaml"
 SMALL = REPO / "scenarios" / "c2fl-fashion.yaml"
@@ -42,10 +41,6 @@ PARAMS = "program.params"
 METRICS = ["cacc", "static_accuracy", "adaptation.after1", "adaptation.after3", "forgetting.bwt", "sent_bytes"]
 COMPARED = [("cacc", "CAcc (sum over 16 areas)", "{:+.3f}"), ("adaptation.after1", "acc. 1 eval after arrival", "{:+.3f}"),
             ("forgetting.bwt", "backward transfer", "{:+.3f}"), ("static_accuracy", "static own-area", "{:+.3f}")]
-
-
-def finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def run(seeds: list[int], rounds: int, workers: int, out: Path) -> tuple[list[dict], list[dict], float]:

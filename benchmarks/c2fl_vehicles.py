@@ -32,6 +32,9 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from c2fl import finite, mean_sd  # noqa: E402  (the statistics of the 48-device benchmark)
+
 SCENARIO = REPO / "scenarios" / "c2fl-vehicles.yaml"
 COMMON = ["exports.values=[]", "exports.metrics=[eval_round, cacc, static_accuracy, accuracy]", "exports.interval=10",
           "exports.figures.timeseries=false", "exports.figures.snapshots=[]"]
@@ -39,10 +42,6 @@ METHODS = {"C2FL": {"method": "c2fl"}, "CL": {"method": "cl"}, "FL": {"method": 
 PARAMS = "program.params.method"
 FROM_ROUND = 100
 DISTRICTS = ("district0", "district1", "district2", "district3")
-
-
-def finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def run_sweep(out: Path, seeds: list[int], rounds: int, workers: int) -> tuple[Any, float]:
@@ -81,14 +80,6 @@ def runs_of(table: Any, from_round: int = FROM_ROUND) -> list[dict]:
                     "districts": per_district, "cacc": statistics.fmean(caccs) if caccs else math.nan,
                     "static": statistics.fmean(statics) if statics else math.nan, "history": history})
     return out
-
-
-def mean_sd(values: list[float], digits: int = 3) -> str:
-    values = [v for v in values if finite(v)]
-    if not values:
-        return "n/a"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.{digits}f} ({sd:.{digits}f})"
 
 
 def table_lines(runs: list[dict]) -> list[str]:
