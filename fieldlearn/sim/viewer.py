@@ -496,7 +496,7 @@ def viewer_html(rec: Recording, metrics: MetricSeries | None = None, color: str 
 
 def write_viewer(path: str | Path, rec: Recording, metrics: MetricSeries | None = None, **kw: Any) -> Path:
     """Write viewer.html (atomically)."""
-    from .export import write_atomic
+    from .files import write_atomic
 
     path = Path(path)
     write_atomic(path, viewer_html(rec, metrics, **kw))
