@@ -3,6 +3,7 @@ learning context and the moment of the reading, evaluating the latest models whe
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -56,40 +57,45 @@ def _adaptation(ctx: LearningContext, now: Moment) -> dict[str, float]:
     the arrivals that far along, still in that region), the mean rounds from arrival to 90% of that region's static
     devices' own accuracy (over the arrivals that reached it) and the share of arrivals that reached it."""
     due_evaluation(ctx, now)
-    after = {k: [] for k in (1, 3, 5)}
-    rounds_to, reached, counted = [], 0, 0
-    for device, arrived, region in ctx.arrivals:
-        later = [ev for ev in ctx.history if ev.round >= arrived]
-        for k in after:
-            if len(later) >= k and later[k - 1].region[device] == region:
-                after[k].append(later[k - 1].accuracy[device, region])
-        counted += 1
-        for ev in later:
-            if ev.region[device] != region:
-                break
-            static = ~ev.mobile & (ev.region == region)
-            target = np.nanmean(ev.accuracy[static, region]) if static.any() else math.nan
-            if math.isfinite(target) and ev.accuracy[device, region] >= 0.9 * target:
-                rounds_to.append(ev.round - arrived)
-                reached += 1
-                break
-    out = {f"after{k}": float(np.nanmean(v)) if v else math.nan for k, v in after.items()}
-    out["rounds_to_90"] = float(np.mean(rounds_to)) if rounds_to else math.nan
-    out["reached_90"] = reached / counted if counted else math.nan
+    out = {"after1": math.nan, "after3": math.nan, "after5": math.nan, "rounds_to_90": math.nan, "reached_90": math.nan}
+    if not ctx.arrivals:
+        return out
+    device, arrived, region = np.asarray(ctx.arrivals, dtype=np.int64).T  # one entry per arrival
+    if not ctx.history:
+        return {**out, "reached_90": 0.0}
+    rounds = np.array([ev.round for ev in ctx.history])
+    acc, where, mobile = _stacked(ctx)
+    first = np.searchsorted(rounds, arrived)  # the first evaluation at or after each arrival
+    for k in (1, 3, 5):
+        at = first + k - 1
+        ok = at < len(rounds)
+        at, d, r = at[ok], device[ok], region[ok]
+        still = where[at, d] == r
+        values = acc[at[still], d[still], r[still]]
+        out[f"after{k}"] = float(np.nanmean(values)) if values.size else math.nan
+    target = np.full((len(rounds), acc.shape[2]), math.nan)  # [evaluations, regions]: static devices' own accuracy
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a region whose static devices were not scored: NaN
+        for r in np.unique(region):
+            target[:, r] = np.nanmean(np.where(~mobile & (where == r), acc[:, :, r], math.nan), axis=1)
+    later = np.arange(len(rounds))[None, :] >= first[:, None]  # [arrivals, evaluations]
+    there = where[:, device].T == region[:, None]
+    gone = later & ~there
+    left = np.where(gone.any(axis=1), gone.argmax(axis=1), len(rounds))  # the first evaluation after leaving
+    goal = target[:, region].T
+    hit = (later & (np.arange(len(rounds))[None, :] < left[:, None]) & np.isfinite(goal)
+           & (acc[:, device, region].T >= 0.9 * goal))
+    reached = hit.any(axis=1)
+    if reached.any():
+        out["rounds_to_90"] = float(np.mean(rounds[hit.argmax(axis=1)[reached]] - arrived[reached]))
+    out["reached_90"] = int(reached.sum()) / len(device)
     return out
 
 
-def _visits(ctx: LearningContext, device: int) -> list[tuple[int, int]]:
-    """(region, index of the last evaluation while there) of every stay of a device that has ended."""
-    stays, current, last = [], None, None
-    for k, ev in enumerate(ctx.history):
-        r = int(ev.region[device])
-        if current is not None and r != current:
-            stays.append((current, last))
-        if r != current:
-            current = r
-        last = k
-    return [(r, k) for r, k in stays if r >= 0]
+def _stacked(ctx: LearningContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The history as arrays: accuracy `[evaluations, devices, regions]`, region and mobile `[evaluations, devices]`."""
+    h = ctx.history
+    return (np.stack([ev.accuracy for ev in h]), np.stack([ev.region for ev in h]), np.stack([ev.mobile for ev in h]))
 
 
 def _forgetting(ctx: LearningContext, now: Moment) -> dict[str, float]:
@@ -100,7 +106,7 @@ def _forgetting(ctx: LearningContext, now: Moment) -> dict[str, float]:
     names = ctx.region_names
     if ev is None or len(ctx.history) < 2:
         return {**{r: math.nan for r in names}, "bwt": math.nan}
-    acc = np.stack([e.accuracy for e in ctx.history])  # [evaluations, devices, regions]
+    acc, where, _ = _stacked(ctx)
     movers = np.flatnonzero(ev.mobile)
     out = {}
     for k, name in enumerate(names):
@@ -108,10 +114,13 @@ def _forgetting(ctx: LearningContext, now: Moment) -> dict[str, float]:
         best = np.nanmax(acc[:-1, away, k], axis=0) if len(away) else np.zeros(0)
         drop = best - acc[-1, away, k]
         out[name] = float(np.nanmean(drop)) if np.isfinite(drop).any() else math.nan
-    transfer = [acc[-1, d, r] - acc[k, d, r] for d in movers for r, k in _visits(ctx, int(d))
-                if r != ev.region[d] and k < len(ctx.history) - 1]
-    transfer = [t for t in transfer if math.isfinite(t)]
-    out["bwt"] = float(np.mean(transfer)) if transfer else math.nan
+    d, last = np.nonzero((where[:-1] != where[1:]).T)  # every ended stay: device, its last evaluation there
+    r = where[last, d]
+    keep = ev.mobile[d] & (r >= 0) & (r != ev.region[d])
+    d, last, r = d[keep], last[keep], r[keep]
+    transfer = acc[-1, d, r] - acc[last, d, r]
+    transfer = transfer[np.isfinite(transfer)]
+    out["bwt"] = float(np.mean(transfer)) if transfer.size else math.nan
     return out
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -61,3 +62,64 @@ def test_forgetting_and_backward_transfer_of_a_region_left_behind():
     got = METRICS["forgetting"](ctx, Moment(20, 19.0, np.array([1, 1])))
     # on region a (left after the 2nd evaluation): best 0.9, now 0.5; backward transfer 0.5 - 0.9
     assert got["a"] == pytest.approx(0.4) and got["bwt"] == pytest.approx(-0.4) and math.isnan(got["b"])
+
+
+def _adaptation_by_loops(ctx):
+    """The adaptation metric arrival by arrival and evaluation by evaluation: the oracle of the array version."""
+    after, rounds_to, reached = {1: [], 3: [], 5: []}, [], 0
+    for device, arrived, region in ctx.arrivals:
+        later = [ev for ev in ctx.history if ev.round >= arrived]
+        for k in after:
+            if len(later) >= k and later[k - 1].region[device] == region:
+                after[k].append(later[k - 1].accuracy[device, region])
+        for ev in later:
+            if ev.region[device] != region:
+                break
+            static = ~ev.mobile & (ev.region == region)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                target = np.nanmean(ev.accuracy[static, region]) if static.any() else math.nan
+            if math.isfinite(target) and ev.accuracy[device, region] >= 0.9 * target:
+                rounds_to.append(ev.round - arrived)
+                reached += 1
+                break
+    out = {f"after{k}": float(np.nanmean(v)) if v else math.nan for k, v in after.items()}
+    out["rounds_to_90"] = float(np.mean(rounds_to)) if rounds_to else math.nan
+    out["reached_90"] = reached / len(ctx.arrivals) if ctx.arrivals else math.nan
+    return out
+
+
+def _bwt_by_loops(ctx):
+    """Backward transfer mover by mover and stay by stay: the oracle of the array version."""
+    last_ev = ctx.history[-1]
+    transfer = []
+    for d in np.flatnonzero(last_ev.mobile):
+        regions = [int(ev.region[d]) for ev in ctx.history]
+        for k in range(len(regions) - 1):
+            r = regions[k]
+            if r != regions[k + 1] and r >= 0 and r != last_ev.region[d]:
+                t = ctx.history[-1].accuracy[d, r] - ctx.history[k].accuracy[d, r]
+                if math.isfinite(t):
+                    transfer.append(t)
+    return float(np.mean(transfer)) if transfer else math.nan
+
+
+@pytest.mark.filterwarnings("ignore:All-NaN slice encountered:RuntimeWarning")  # a region never scored: NaN
+@pytest.mark.parametrize("seed", range(12))
+def test_adaptation_and_backward_transfer_equal_plain_loops_on_random_histories(seed):
+    rng = np.random.default_rng(seed)
+    n, evals = int(rng.integers(2, 9)), int(rng.integers(2, 9))
+    mobile = rng.random(n) < 0.6
+    mobile[0] = True
+    where = np.where(mobile, rng.integers(-1, 2, (evals, n)), rng.integers(0, 2, n))  # movers wander, -1: nowhere
+    acc = np.round(rng.random((evals, n, 2)), 2)
+    acc[rng.random(acc.shape) < 0.2] = np.nan
+    ctx = synthetic(acc.tolist(), where.tolist(), mobile.tolist())
+    now = Moment(5 * evals, 5.0 * evals - 1, where[-1])
+    got = METRICS["adaptation"](ctx, now)
+    want = _adaptation_by_loops(ctx)
+    assert got.keys() == want.keys()
+    for key in want:
+        assert got[key] == pytest.approx(want[key], nan_ok=True, abs=0, rel=0), key
+    bwt = METRICS["forgetting"](ctx, now)["bwt"]
+    assert bwt == pytest.approx(_bwt_by_loops(ctx), nan_ok=True, abs=0, rel=0)
