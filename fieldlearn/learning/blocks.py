@@ -156,7 +156,7 @@ def train_locally(models: ModelField, samples: Field, trainer: Trainer | None = 
     `models` is a ModelField of fields (e.g. rep's state), `samples` a sample field; devices without samples keep
     their model. `trainer` defaults to the context's (from the `learning:` block); `loss` (see `Trainer.loss`),
     `trainable` (the parameters that train; the rest stay frozen) and `extras` (per-device fields the loss reads by
-    name, e.g. `{"anchor": regional_model.params}` for FedProx) override it. The shuffling is seeded from the
+    name, e.g. `regional_model.params`, the anchor of `proximal_loss` under the parameters' names, for FedProx) override it. The shuffling is seeded from the
     trainer's seed, the VM clock and `key`, so two training calls in one round draw differently and a rerun draws
     the same."""
     trainer = trainer if trainer is not None else learning_context().trainer

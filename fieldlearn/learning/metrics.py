@@ -43,16 +43,17 @@ def accuracy_matrix(
         for r in range(n_regions):
             who = np.flatnonzero(need[:, r]) if sizes[r] else np.empty(0, dtype=np.int64)
             idx = torch.as_tensor(regions.row(r))
-            parts = [(idx[s : s + sample_chunk]) for s in range(0, idx.numel(), sample_chunk)]
+            parts = [(inputs[part].to(models.device), labels[part].to(models.device))  # moved once per region
+                     for part in (idx[s : s + sample_chunk] for s in range(0, idx.numel(), sample_chunk))]
             for start in range(0, who.size, step):
                 pos = who[start : start + step]
                 chosen = rows[pos]
                 consecutive = bool(np.all(np.diff(chosen) == 1))
                 group = models[int(chosen[0]) : int(chosen[-1]) + 1] if consecutive else models[chosen]
                 hits = torch.zeros(pos.size, dtype=torch.int64, device=models.device)
-                for part in parts:
-                    logits = group.forward(inputs[part].to(models.device), shared=True, chunk_size=step)
-                    hits += (logits.argmax(-1) == labels[part].to(models.device)).sum(-1)
+                for x, y in parts:
+                    logits = group.forward(x, shared=True, chunk_size=step)
+                    hits += (logits.argmax(-1) == y).sum(-1)
                 correct[pos, r] = hits.cpu().numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
         out = correct / np.where(sizes > 0, sizes, np.nan)

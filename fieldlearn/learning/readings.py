@@ -11,7 +11,7 @@ import numpy as np
 from .context import LearningContext
 from .evaluation import Evaluation, Moment
 
-__all__ = ["METRICS", "due_evaluation", "metric_names"]
+__all__ = ["METRICS", "due_evaluation"]
 
 
 def due_evaluation(ctx: LearningContext, now: Moment) -> Evaluation | None:
@@ -155,7 +155,3 @@ METRICS: dict[str, Callable[[LearningContext, Moment], Any]] = {
     "forgetting": _forgetting,
 }
 
-
-def metric_names() -> list[str]:
-    """The names of the learning metrics, in a stable order."""
-    return list(METRICS)

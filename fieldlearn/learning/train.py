@@ -246,9 +246,14 @@ def proximal_loss(mu: float, base: Loss = cross_entropy) -> ProximalLoss:
 
 
 def _check_anchor(params: Mapping[str, Any], extras: Mapping[str, Any]) -> None:
+    """The anchor in `extras` has every parameter, under its name and of its shape."""
     missing = [k for k in params if k not in extras]
     if missing:
         raise ValueError(f"proximal_loss: extras lack the anchor's parameters {missing}; pass extras=anchor_models")
+    for k, v in params.items():
+        if extras[k].shape != v.shape:
+            raise ValueError(f"proximal_loss: extras[{k!r}] has shape {tuple(extras[k].shape)}, the parameter "
+                             f"{tuple(v.shape)}")
 
 
 def _trainable_names(names: tuple[str, ...], trainable: object) -> tuple[str, ...]:
@@ -288,6 +293,11 @@ def _extra_tensors(extras: object, n: int, device: torch.device) -> dict[str, to
                              "or one row for all")
         out[k] = v.detach().to(device).expand(n, *v.shape[1:])
     return out
+
+
+def _head(tensors: Mapping[str, torch.Tensor], m: int) -> dict[str, torch.Tensor]:
+    """The first `m` rows of each tensor (a chunk's real devices, without its padding)."""
+    return {key: v[:m] for key, v in tensors.items()}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -482,10 +492,6 @@ def train(
     prox = loss if isinstance(loss, ProximalLoss) else None
     if prox is not None:
         _check_anchor(models.params, extra)
-        for k, v in models.params.items():
-            if extra[k].shape != v.shape:
-                raise ValueError(f"proximal_loss: extras[{k!r}] has shape {tuple(extra[k].shape)}, the parameter "
-                                 f"{tuple(v.shape)}")
         loss = None if prox.base is cross_entropy else prox.base
         decay = weight_decay + prox.mu
     else:
@@ -572,22 +578,20 @@ def train(
                     # a padded slot repeats the batch's first sample and weighs 0: nothing foreign enters
                     samples = stream_t[first[:, None] + torch.where(valid, slot_j, 0)]
                     weight = valid.to(like.dtype) / real[:, None].to(like.dtype)
-                    p = {key: v[:m] for key, v in p_chunk.items()}
-                    grads, step_loss = step_fn(p, {key: v[:m] for key, v in f_chunk.items()},
-                                               {key: v[:m] for key, v in b_chunk.items()}, inputs[samples],
-                                               labels[samples], weight, {key: v[:m] for key, v in e_chunk.items()})
+                    p, frozen, anchor = _head(p_chunk, m), _head(f_chunk, m), _head(e_chunk, m)
+                    grads, step_loss = step_fn(p, frozen, _head(b_chunk, m), inputs[samples], labels[samples],
+                                               weight, anchor)
                     if prox is not None:
                         with torch.no_grad():
                             grads = contiguous(grads)
-                            anchor = {key: v[:m] for key, v in e_chunk.items()}
-                            here = {**{key: v[:m] for key, v in f_chunk.items()}, **p}
+                            here = {**frozen, **p}
                             penalty = sum(F.mse_loss(v, anchor[key], reduction="none").flatten(1).sum(1)
                                           for key, v in here.items())
                             step_loss = step_loss + (prox.mu / 2) * penalty
                             for key in p:  # mu (w - a) = the decay term mu w, plus -mu a here
                                 grads[key].sub_(anchor[key], alpha=prox.mu)
                     loss_sum[rows] += step_loss.to(torch.float64) * real
-                    sl = {name: {key: v[:m] for key, v in d.items()} for name, d in s_chunk.items()}
+                    sl = {name: _head(d, m) for name, d in s_chunk.items()}
                     step_counts = start_step[c0 : c0 + m] + s + 1
                     with torch.no_grad():
                         if optimiser == "sgd":

@@ -49,9 +49,7 @@ class Trainer:
         if sets.nnz == 0:
             return models
         generator = torch.Generator().manual_seed(keyed_seed(0, self.seed, _TRAIN_SALT, *salt))
-        custom = {k: v for k, v in (("loss", self.loss), ("extras", extras), ("trainable", self.trainable))
-                  if v is not None}
         result = train(models, DeviceData(self.dataset, sets), epochs=self.epochs, batch_size=self.batch_size,
                        optimiser=self.optimiser, lr=self.lr, weight_decay=self.weight_decay, momentum=self.momentum,
-                       generator=generator, **custom)
+                       generator=generator, loss=self.loss, extras=extras, trainable=self.trainable)
         return result.models
