@@ -233,7 +233,7 @@ class Field:
             else:
                 a, b, dom = self._with(other)
             if a.ndim != b.ndim:
-                a, b = _per_device(a, b)
+                a, b = trailing_aligned(a, b)
         elif isinstance(other, NbrField):
             return other._binary(self, op, not reflected)
         else:
@@ -363,7 +363,11 @@ class NbrField:
 
     @property
     def kind(self) -> str:
-        """The numpy kind letter of the values' dtype ('f', 'c', 'i', 'u', 'b'), for numpy arrays and torch tensors."""
+        """The numpy kind letter of the values' dtype ('f', 'c', 'i', 'u', 'b'), for numpy arrays and torch tensors;
+        read from whatever is at hand, so that asking never builds the own values (a copy of every large row)."""
+        for at_hand in (self._self, self._values, None if self._source is None else self._source[0]):
+            if at_hand is not None:
+                return dtype_kind(at_hand.dtype)
         return dtype_kind(self.self_value.dtype)
 
     def __bool__(self) -> bool:
@@ -399,13 +403,12 @@ class NbrField:
         me, other = self._common(other)
         dom = me.domain
         if isinstance(other, NbrField):
-            s_o = other.self_value
             mask = _and(me.mask, other.mask)
             lazy_m, lazy_o = me._large_source(), other._large_source()
             if lazy_m is not None and lazy_o is not None and lazy_m[1] is lazy_o[1] and _cheaper_lazy(lazy_m[0], dom):
-                (sm, so), (om, oo) = _per_device(lazy_m[0], lazy_o[0]), _per_device(me.self_value, s_o)
-                src, own = (op(so, sm), op(oo, om)) if reflected else (op(sm, so), op(om, oo))
-                return NbrField(dom, own, mask=mask, source=(src, lazy_m[1]))
+                sm, so = trailing_aligned(lazy_m[0], lazy_o[0])
+                return NbrField(dom, None, mask=mask, source=(op(so, sm) if reflected else op(sm, so), lazy_m[1]),
+                                self_of=_lazy_own(op, me, other, reflected))
             v_o = other.values
         elif isinstance(other, Field):
             s_o = other.values
@@ -417,14 +420,14 @@ class NbrField:
             lazy = me._large_source()
             if lazy is not None and _cheaper_lazy(lazy[0], dom):
                 src = op(s_o, lazy[0]) if reflected else op(lazy[0], s_o)
-                own = op(s_o, me.self_value) if reflected else op(me.self_value, s_o)
-                return NbrField(dom, own, mask=mask, source=(src, lazy[1]))
+                return NbrField(dom, None, mask=mask, source=(src, lazy[1]),
+                                self_of=_lazy_own(op, me, s_o, reflected, constant=True))
         v_m = me.values
         if isinstance(other, NbrField):
-            v_m, v_o = _per_device(v_m, v_o)
+            v_m, v_o = trailing_aligned(v_m, v_o)
             own = _lazy_own(op, me, other, reflected)
         elif isinstance(other, Field):
-            v_m, v_o = _per_device(v_m, v_o)
+            v_m, v_o = trailing_aligned(v_m, v_o)
             own = _lazy_own(op, me, s_o, reflected)
         else:
             own = _lazy_own(op, me, s_o, reflected, constant=True)
@@ -433,7 +436,8 @@ class NbrField:
     def _unary(self, fn: Callable) -> "NbrField":
         lazy = self._large_source()
         if lazy is not None and _cheaper_lazy(lazy[0], self.domain):
-            return NbrField(self.domain, fn(self.self_value), mask=self.mask, source=(fn(lazy[0]), lazy[1]))
+            return NbrField(self.domain, None, mask=self.mask, source=(fn(lazy[0]), lazy[1]),
+                            self_of=lambda: fn(self.self_value))
         return NbrField(self.domain, fn(self.self_value), fn(self.values), self.mask)
 
     # -- reductions over neighbours -------------------------------------------------------
@@ -717,23 +721,13 @@ def _choose(cond: Any, x: _Side, y: _Side, dom: Domain) -> tuple:
 # -- helpers -------------------------------------------------------------------------------------------
 
 
-def _per_device(a: Any, b: Any) -> tuple[Any, Any]:
-    """Broadcast two per-device arrays row by row: a value with fewer axes is repeated over the other's trailing axes."""
-    da, db = a.ndim, b.ndim
-    if da == db:
-        return a, b
-    if da < db:
-        return a.reshape(tuple(a.shape) + (1,) * (db - da)), b
-    return a, b.reshape(tuple(b.shape) + (1,) * (da - db))
-
-
 def _lazy_own(op: Callable, me: NbrField, other: Any, reflected: bool, constant: bool = False) -> Callable:
     """The own entries of `op(me, other)`, computed when first asked for (reductions without self never ask)."""
     def own() -> Any:
         s_m = me.self_value
         s_o = other if constant else (other.self_value if isinstance(other, NbrField) else other)
         if not constant:
-            s_m, s_o = _per_device(s_m, s_o)
+            s_m, s_o = trailing_aligned(s_m, s_o)
         return op(s_o, s_m) if reflected else op(s_m, s_o)
 
     return own
