@@ -29,10 +29,10 @@ from .paths import AlignmentError
 from .program import ParameterError, Program, program
 from .pytree import register_pytree_node, tree_flatten, tree_map, tree_unflatten
 from .runner import Trace, run
-from .vm import Inbox, RoundVM
+from .vm import Inbox, MissingSensor, RoundVM
 
 __all__ = [
-    "AlignmentError", "Domain", "Field", "FieldError", "Graph", "Inbox", "NbrField", "Network", "ParameterError", "Program",
+    "AlignmentError", "Domain", "Field", "FieldError", "Graph", "Inbox", "MissingSensor", "NbrField", "Network", "ParameterError", "Program",
     "RoundVM", "Trace",
     "aggregate", "align", "branch", "clock", "constant", "distances", "evolving", "exchange", "graph_from_edges",
     "keep_freed_memory", "local", "knn_graph", "maximum",

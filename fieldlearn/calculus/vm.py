@@ -22,6 +22,14 @@ _NEVER_WRITTEN = -2  # stamp of a path a device never wrote; last_fire is -1 bef
 _IN_STORE = object()  # "every device's previous value is in the store": large own entries are read from it lazily
 
 
+class MissingSensor(KeyError):
+    """A program sensed a sensor that is not set; `name` is the sensor."""
+
+    def __init__(self, name: str, known: list[str]):
+        super().__init__(f"no sensor named {name!r} (sensors set: {', '.join(sorted(known)) or 'none'})")
+        self.name = name
+
+
 @dataclass
 class Inbox:
     """Who each firing device hears this round, as CSR rows over the batch, with per-link data such as `distance`.
@@ -246,8 +254,7 @@ class RoundVM:
         cached = self._sensor_cache.get(name)
         if cached is None:
             if name not in self.sensors:
-                known = ", ".join(sorted(self.sensors)) or "none"
-                raise KeyError(f"no sensor named {name!r} (sensors set: {known})")
+                raise MissingSensor(name, list(self.sensors))
             raw = self.sensors[name]
             raw = self.backend.asarray(raw) if not callable(raw) else raw
             per_device = not (np.ndim(raw) == 0 and not is_torch(raw)) and not (is_torch(raw) and raw.dim() == 0)

@@ -1,10 +1,8 @@
 """The discrete-event engine: a heap of timed events; device rounds due at one instant run as one VM batch."""
 from __future__ import annotations
 
-import ast
 import heapq
 import math
-import re
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -13,7 +11,7 @@ import numpy as np
 
 from fieldlearn.calculus.network import Graph
 from fieldlearn.calculus.pytree import tree_flatten
-from fieldlearn.calculus.vm import Inbox, RoundVM
+from fieldlearn.calculus.vm import Inbox, MissingSensor, RoundVM
 
 from . import scenario as S
 from .deployments import Placement, area_polygon, place
@@ -27,7 +25,7 @@ from .mobility import MOBILITY, MobilityInputs, MobilityModel, PopulationModel
 from .regions import Regions, covers_xy
 from .rng import key, stream
 from .timing import ROUND_TIMES
-from .vehicles import LiveMobility, ReplayMobility  # the vehicle kinds of deployments and mobility (registered there)
+from . import vehicles  # noqa: F401  (importing it registers the vehicle kinds of deployments and mobility)
 
 # Order of events at one instant: faults (and arrivals) change the world, then devices fire (one batch), then probes
 # observe, then departures: a device that departs at t is there all through t and gone just after it.
@@ -323,13 +321,12 @@ class Engine:
                 result = hook(ids, result)
         except ScenarioError:
             raise
-        except KeyError as exc:
-            missing = _missing_sensor(exc, self.vm.sensors)
-            if missing is None:
+        except MissingSensor as exc:
+            if exc.name in self.vm.sensors:  # a sensor of another VM the program ran itself: its own failure
                 raise SimulationError(t, exc) from exc
             known = ", ".join(sorted(self.vm.sensors))
-            raise ScenarioError(f"the program senses {missing!r}, which no device has (sensors set: {known}); give it "
-                                f"a value under `sensors:` or in a deployment's `sensors:`", "sensors") from None
+            raise ScenarioError(f"the program senses {exc.name!r}, which no device has (sensors set: {known}); give "
+                                f"it a value under `sensors:` or in a deployment's `sensors:`", "sensors") from None
         except (Exception, SystemExit) as exc:  # SystemExit: the program called sys.exit, a failure of the program
             raise SimulationError(t, exc) from exc
         outs = self._record(ids, result, sel)
@@ -562,21 +559,6 @@ class SimulationError(RuntimeError):
         self.time = time
         self.error = error
         super().__init__(f"the program failed at time {time:g}: {type(error).__name__}: {error}")
-
-
-_NO_SENSOR = re.compile(r"^no sensor named (.+?) \(sensors set: .*\)$", re.S)
-
-
-def _missing_sensor(exc: KeyError, sensors: dict[str, Any]) -> str | None:
-    """The sensor a program sensed that is not set, when `exc` is the VM's "no sensor named ..." (else None)."""
-    found = _NO_SENSOR.match(str(exc.args[0])) if len(exc.args) == 1 else None
-    if found is None:
-        return None
-    try:
-        name = ast.literal_eval(found.group(1))
-    except (ValueError, SyntaxError):
-        return None
-    return name if isinstance(name, str) and name not in sensors else None
 
 
 def _make_vm(program: Callable[[], Any], device: str, torch_values: bool = False) -> RoundVM:

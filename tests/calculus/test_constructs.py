@@ -6,6 +6,7 @@ from fieldlearn import (
     AlignmentError, FieldError, Network, aggregate, align, branch, constant, distances, exchange, maximum, mid,
     minimum, mux, nbr, nbr_ids, nbr_sense, rep, run, sense, share,
 )
+from fieldlearn.calculus import MissingSensor
 
 INF = float("inf")
 
@@ -249,8 +250,9 @@ def test_distances_and_link_sensors():
 
 
 def test_missing_sensor_names_the_known_ones(line3):
-    with pytest.raises(KeyError, match="no sensor named 'temp'.*source"):
+    with pytest.raises(KeyError, match="no sensor named 'temp'.*source") as caught:
         run(lambda: sense("temp"), line3, rounds=1)
+    assert isinstance(caught.value, MissingSensor) and caught.value.name == "temp"
 
 
 def test_minimum_maximum_and_numpy_ufuncs_on_fields(line3):
