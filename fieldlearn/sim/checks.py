@@ -16,12 +16,10 @@ def check_scenario(s: "S.Scenario", counts: Sequence[int]) -> None:
     """Raise ScenarioError for the first cross-reference problem of `s` (pydantic checked each block alone);
     `counts` are the devices of every deployment (initial ones, then joins)."""
     regions = _check_regions(s)
-    _check_areas(s, regions)
+    _check_areas(s)
     if not (s.end_time < 1e15):
         raise ScenarioError(f"the run would end at time {s.end_time:g}; choose fewer rounds or a shorter period", "duration")
-    joins = [i for i, f in enumerate(s.faults) if isinstance(f, S.JoinFault)]
-    locs = [("deployments", i) for i in range(len(s.deployments))] + [("faults", i, "deployment") for i in joins]
-    for loc, d, n in zip(locs, s.all_deployments(), counts):
+    for loc, d, n in zip(S.deployment_paths(s), s.all_deployments(), counts):
         _check_deployment(d, loc, regions, n)
         if isinstance(d, S.VehiclesDeployment) and s.mobility_step is not None:
             raise ScenarioError("mobility_step does not apply to vehicles: they move with their trace or SUMO's steps "
@@ -66,13 +64,11 @@ def _check_regions(s: "S.Scenario") -> list[str]:
     return names
 
 
-def _check_areas(s: "S.Scenario", regions: list[str]) -> None:
+def _check_areas(s: "S.Scenario") -> None:
     """Every area that random points are drawn from (random deployments, tour stops, waypoints, move faults) covers
     enough of its bounding box, and no mobility model makes more than 1 / MIN_LEG_ROUNDS legs per round."""
     polygons = {r.name: r.points() for r in s.regions}
-    locs = [("deployments", i) for i in range(len(s.deployments))] + [
-        ("faults", i, "deployment") for i, f in enumerate(s.faults) if isinstance(f, S.JoinFault)]
-    for loc, d in zip(locs, s.all_deployments()):
+    for loc, d in zip(S.deployment_paths(s), s.all_deployments()):
         if isinstance(d, S.RandomDeployment):
             _sampled(d.region, d.polygon, polygons, loc)
         m, mloc = d.mobility, loc + ("mobility",)

@@ -11,16 +11,23 @@ from typing import Any
 import numpy as np
 
 
+def write_file(path: str | Path, data: bytes | str, sync: bool = True) -> None:
+    """Write a whole file (str as UTF-8) and, by default, flush it to disk (into a folder that is swapped in whole,
+    such as a staged run folder; `write_atomic` replaces a single file)."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with open(path, "wb") as fh:
+        fh.write(payload)
+        fh.flush()
+        if sync:
+            os.fsync(fh.fileno())
+
+
 def write_atomic(path: str | Path, data: bytes | str) -> None:
     """Replace `path` with `data` (str as UTF-8): written to a temporary file beside it, flushed to disk, renamed."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
-    payload = data.encode("utf-8") if isinstance(data, str) else data
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
+        write_file(tmp, data)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

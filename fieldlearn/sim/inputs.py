@@ -113,8 +113,6 @@ def build_generator_graph(d: S.GraphDeployment, loc: tuple) -> Any:
     return g
 
 
-#: The most nodes a layout of quadratic (or worse) time places within about a minute.
-
 # ------------------------------------------------------------------------------------------- traces
 def read_trace(path: Path, count: int, loc: tuple) -> np.ndarray:
     """Rows (time, device, x, y) of a trace CSV sorted by device then time; checked against the deployment size."""

@@ -649,12 +649,15 @@ class Scenario(Model):
         return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120)
 
 
+def deployment_paths(s: Scenario) -> list[tuple]:
+    """The YAML path of every deployment in id order: the initial deployments, then the join faults' deployments."""
+    return [("deployments", i) for i in range(len(s.deployments))] + [
+        ("faults", k, "deployment") for k, f in enumerate(s.faults) if isinstance(f, JoinFault)]
+
+
 def deployment_path(s: Scenario, i: int) -> tuple:
-    """The YAML path of deployment `i` in id order: an initial deployment, or a join fault's deployment."""
-    if i < len(s.deployments):
-        return ("deployments", i)
-    joins = [k for k, f in enumerate(s.faults) if isinstance(f, JoinFault)]
-    return ("faults", joins[i - len(s.deployments)], "deployment")
+    """The YAML path of deployment `i` in id order (see `deployment_paths`)."""
+    return deployment_paths(s)[i]
 
 
-__all__ = ["Scenario", "RESERVED_SENSORS", "MAX_DEVICES", "box_polygon", "deployment_path"]
+__all__ = ["Scenario", "RESERVED_SENSORS", "MAX_DEVICES", "box_polygon", "deployment_path", "deployment_paths"]

@@ -26,23 +26,13 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..sim.files import fsync_dir, write_atomic
+from ..sim.files import fsync_dir, write_atomic, write_file
 from .grid import FORMAT, SweepError
 from .manifest import MARKER, is_complete, read_manifest
 
 RESULT = "result.json"
 DONE = "done.json"
 TIMING = "timing.json"
-
-
-def write_file(path: Path, data: bytes | str, sync: bool = True) -> None:
-    """Write a whole file and (by default) flush it to disk."""
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    with open(path, "wb") as fh:
-        fh.write(payload)
-        fh.flush()
-        if sync:
-            os.fsync(fh.fileno())
 
 
 def dumps(obj: Any) -> str:

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from fieldlearn.sim.files import fsync_dir, json_plain, write_atomic
+from fieldlearn.sim.files import fsync_dir, json_plain, write_atomic, write_file
 
 
 def test_write_atomic_replaces_and_leaves_no_temporary(tmp_path):
@@ -53,3 +53,13 @@ def test_fsync_dir_flushes_a_folder_and_is_quiet_where_there_is_none(tmp_path, m
     assert synced == [tmp_path.stat().st_ino]
     fsync_dir(tmp_path / "missing")  # no such folder: nothing to flush, no error
     assert synced == [tmp_path.stat().st_ino]
+
+
+def test_write_file_writes_the_whole_payload_and_flushes_only_when_asked(tmp_path, monkeypatch):
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
+    write_file(tmp_path / "a.json", "ü\n")
+    write_file(tmp_path / "b.bin", b"\x00\x01", sync=False)
+    assert (tmp_path / "a.json").read_bytes() == "ü\n".encode() and (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
+    assert len(synced) == 1
