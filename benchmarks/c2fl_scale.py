@@ -22,11 +22,12 @@ import copy
 import cProfile
 import json
 import pstats
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from memory_usage import peak_rss_mib
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIO = REPO / "scenarios" / "c2fl-fashion.yaml"
@@ -90,7 +91,7 @@ def child(per_area: int, sparse: bool, rounds: int, start: int) -> dict:
         blocks[label] = sum(v[3] for k, v in stats.stats.items() if k[2] == name) / rounds
     links = engine.graph.n_links
     return {"devices": engine.capacity, "links": links, "round_s": total / rounds, **blocks,
-            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_mib": peak_rss_mib(),
             "cacc": recorder.final.get("cacc")}
 
 

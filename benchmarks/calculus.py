@@ -27,6 +27,7 @@ import numpy as np
 from fieldlearn import Inbox, Network, RoundVM, sense
 from fieldlearn.calculus.runner import inbox_of
 from fieldlearn.lib import collect, distance_to, elect_leaders
+from memory_usage import peak_rss_mib
 
 
 def gradient_program():
@@ -38,19 +39,23 @@ def scr_program():
     return collect(potential, 1.0, op="sum")
 
 
+def bare_round(graph, source, d: np.ndarray, nonempty: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """One share-based Bellman-Ford round as hand-written array code (gather, add, `minimum.reduceat`, `where`);
+    `nonempty` (devices with links) and `starts` (their first links) come from the graph once."""
+    cand = d[graph.neighbours] + graph.distance
+    best = np.full(graph.n_devices, np.inf)
+    best[nonempty] = np.minimum.reduceat(cand, starts)
+    return np.where(source, 0.0, best)
+
+
 def bare_numpy_gradient(graph, source, rounds: int) -> float:
     """The same share-based gradient as hand-written array code: seconds per round."""
-    rows = graph.rows()
     d = np.full(graph.n_devices, np.inf)
     nonempty = graph.degree() > 0
     starts = graph.indptr[:-1][nonempty]
     t0 = time.perf_counter()
     for _ in range(rounds):
-        cand = d[graph.neighbours] + graph.distance
-        best = np.full(graph.n_devices, np.inf)
-        best[nonempty] = np.minimum.reduceat(cand, starts)
-        d = np.where(source, 0.0, best)
-    del rows
+        d = bare_round(graph, source, d, nonempty, starts)
     return (time.perf_counter() - t0) / rounds
 
 
@@ -136,7 +141,7 @@ def model_cell(kind: str, rounds: int, keep_freed: bool) -> dict:
         vm.round(ids, inbox)
     sec = (time.perf_counter() - t0) / rounds
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    rss_fieldlearn, sys_seconds = usage.ru_maxrss / 1024.0, usage.ru_stime
+    rss_fieldlearn, sys_seconds = peak_rss_mib(), usage.ru_stime
     del vm
     g = net.graph
     flat = torch.cat([net.sensors[k].reshape(n, -1) for k in MLP_SHAPES], dim=1)

@@ -57,6 +57,7 @@ from fieldlearn.learning.data import Dataset, DeviceData, IndexSets
 from fieldlearn.learning.metrics import accuracy_matrix
 from fieldlearn.learning.models import ModelField
 from fieldlearn.learning.train import OptimiserState, proximal_loss, train
+from memory_usage import status_kib
 
 MODELS = {"digits": (64, 32, 10), "mnist": (784, 128, 10)}
 SAMPLES_PER_DEVICE = 64
@@ -206,35 +207,27 @@ def run_losses(args: argparse.Namespace) -> None:
 # --memory: peak memory of a training call, copying against in place
 
 
-def _rss_kb(field: str = "VmRSS") -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
 def memory_child(model: str, n: int, steps: int, inplace: bool) -> dict:
     """In a fresh process: build n models with a persistent Adam state, train `steps` steps, measure."""
     sizes = MODELS[model]
     data = make_data(sizes, n, "cpu", seed=1)
-    warm = ModelField.replicate(mlp(sizes), 64)
-    train(warm, DeviceData(data.dataset, data.sets.take(np.arange(64))), steps=1, fresh_optimiser=False)
+    warm = ModelField.replicate(mlp(sizes), min(64, n))  # a small warm-up call: torch's first allocations
+    train(warm, DeviceData(data.dataset, data.sets.take(np.arange(len(warm)))), steps=1, fresh_optimiser=False)
     del warm
-    base = _rss_kb()
+    base = status_kib()
     torch.manual_seed(0)
     models = ModelField.replicate(mlp(sizes), n)
     state = OptimiserState.zeros("adam", models)
     held = sum(t.numel() * t.element_size() for t in [*models.params.values(), *models.buffers.values()])
     held += sum(t.numel() * t.element_size() for d in state.slots.values() for t in d.values())
-    before = _rss_kb()
+    before = status_kib()
     with open("/proc/self/clear_refs", "w") as f:  # reset VmHWM: the peak from here on is the training call's
         f.write("5")
     start_wall, start_cpu = time.perf_counter(), time.process_time()
     result = train(models, data, steps=steps, batch_size=BATCH, fresh_optimiser=False, state=state,
                    generator=torch.Generator().manual_seed(2), inplace=inplace)
     wall, cpu = time.perf_counter() - start_wall, time.process_time() - start_cpu
-    peak = _rss_kb("VmHWM")
+    peak = status_kib("VmHWM")
     assert torch.isfinite(result.loss).all()
     return dict(held=held, base_kb=base, before_kb=before, peak_kb=peak, wall=wall, cpu=cpu)
 

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -34,38 +33,23 @@ PROGRAMS = ("gradient", "S+C", "SCR")
 
 
 def program_of(name: str):
-    from fieldlearn import sense
-    from fieldlearn.lib import collect, distance_to, elect_leaders, regions
+    """gradient and S+C are `benchmarks/calculus.py`'s programs; SCR is the whole pattern."""
+    from calculus import gradient_program, scr_program
 
-    def gradient():
-        return distance_to(sense("source"))
-
-    def s_c():
-        leader, potential = elect_leaders(radius=0.2)
-        return collect(potential, 1.0, op="sum")
+    from fieldlearn.lib import regions
 
     def scr():
         region = regions(0.2)
         return region.broadcast(region.collect_sum(1.0))
 
-    return {"gradient": gradient, "S+C": s_c, "SCR": scr}[name]
-
-
-def bare_round(graph, source, d: np.ndarray) -> np.ndarray:
-    """One share-based Bellman-Ford round as hand-written array code."""
-    cand = d[graph.neighbours] + graph.distance
-    best = np.full(graph.n_devices, np.inf)
-    nonempty = graph.indptr[1:] > graph.indptr[:-1]
-    best[nonempty] = np.minimum.reduceat(cand, graph.indptr[:-1][nonempty])
-    return np.where(source, 0.0, best)
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return {"gradient": gradient_program, "S+C": scr_program, "SCR": scr}[name]
 
 
 def cell(n: int, name: str, budget: float, repeats: int, keep_freed: bool) -> dict:
     """Seconds per round of `name` and of bare Bellman-Ford on one graph, interleaved; peak RSS."""
+    from calculus import bare_round
+    from memory_usage import peak_rss_mib
+
     from fieldlearn import Inbox, Network, RoundVM
 
     if keep_freed:  # process-wide: bare rounds get the same allocator policy
@@ -75,7 +59,7 @@ def cell(n: int, name: str, budget: float, repeats: int, keep_freed: bool) -> di
     net = Network.random_geometric(n, mean_degree=8.0, seed=1)
     source = net.ids == 0
     g = net.graph
-    rss_graph = _peak_mb()
+    rss_graph = peak_rss_mib()
     vm = RoundVM(program_of(name))
     vm.sensors = {"source": source}
     ids = np.arange(n)
@@ -87,9 +71,11 @@ def cell(n: int, name: str, budget: float, repeats: int, keep_freed: bool) -> di
     probe = (time.perf_counter() - t0) / 3
     rounds = max(3, int(budget / repeats / max(probe, 1e-7)))
     d = np.full(n, np.inf)
+    nonempty = g.degree() > 0
+    starts = g.indptr[:-1][nonempty]
     t0 = time.perf_counter()
     for _ in range(3):
-        d = bare_round(g, source, d)
+        d = bare_round(g, source, d, nonempty, starts)
     bare_rounds = max(3, int(budget / repeats / max((time.perf_counter() - t0) / 3, 1e-7)))
     best_vm = best_bare = float("inf")
     for _ in range(repeats):
@@ -99,10 +85,10 @@ def cell(n: int, name: str, budget: float, repeats: int, keep_freed: bool) -> di
         best_vm = min(best_vm, (time.perf_counter() - t0) / rounds)
         t0 = time.perf_counter()
         for _ in range(bare_rounds):
-            d = bare_round(g, source, d)
+            d = bare_round(g, source, d, nonempty, starts)
         best_bare = min(best_bare, (time.perf_counter() - t0) / bare_rounds)
     return {"n": n, "program": name, "links": int(g.n_links), "sec": best_vm, "bare": best_bare, "rounds": rounds,
-            "rss_graph": rss_graph, "rss_peak": _peak_mb()}
+            "rss_graph": rss_graph, "rss_peak": peak_rss_mib()}
 
 
 def main() -> None:

@@ -29,7 +29,6 @@ import argparse
 import math
 import multiprocessing
 import platform
-import resource
 import time
 from concurrent.futures import ProcessPoolExecutor
 
@@ -42,6 +41,7 @@ from fieldlearn.lib import distance_to
 from fieldlearn.sim.engine import Engine
 from fieldlearn.sim.links import RadiusRule
 from fieldlearn.sim.loader import resolve_scenario
+from memory_usage import peak_rss_mib
 
 
 def program() -> dict:
@@ -172,15 +172,6 @@ def crowd_run(kind: str, n: int, degree: float) -> tuple[float, float, str]:
         rule = e.env.rule
         note = f"{rule.searches} searches, {rule.splices} splices in {rounds} rounds" if kind == "moving" else ""
     return rate, peak_rss_mib(), note
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory: Linux's VmHWM (ru_maxrss would carry the parent's over exec)."""
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
-    except (OSError, StopIteration):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def crowds(sizes: list[int], degree: float, repeats: int) -> None:
