@@ -15,6 +15,7 @@ from fieldlearn.calculus.pytree import register_pytree_node
 
 from .data import DeviceData, IndexSets
 from .models import ModelField
+from .stacked import training_template
 
 __all__ = ["OptimiserState", "TrainResult", "train", "batch_schedule", "Loss", "cross_entropy", "proximal_loss",
            "ProximalLoss"]
@@ -550,9 +551,10 @@ def train(
     slot_j = torch.arange(batch_size, device=device)
     loss_sum = torch.zeros(n, dtype=torch.float64, device=device)
 
-    step_fn = _gradients(template, loss)
+    stepping = training_template(template)
+    step_fn = _gradients(stepping, loss)
     seed = int(torch.randint(0, 2**62, (1,), generator=generator)) if generator is not None else None
-    template.train(True)
+    stepping.train(True)
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             if seed is not None:
@@ -609,7 +611,7 @@ def train(
                         for s, c in kept.items():
                             c.store(c0, c1, s_chunk[s])
     finally:
-        template.train(False)
+        stepping.train(False)
 
     samples_seen = torch.as_tensor(_samples_seen(total_s, per_epoch[perm], sets.lengths()[perm], batch_size),
                                    device=device)

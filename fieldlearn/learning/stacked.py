@@ -1,0 +1,97 @@
+"""Layers for stacked training: a linear layer whose vmapped backward gives each device's weight gradient in the
+weight's own layout, so that the fused optimiser step reads it as it is (no transposing copy) from a faster matmul."""
+from __future__ import annotations
+
+import copy
+import weakref
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["training_template"]
+
+
+class _StackedLinear(torch.autograd.Function):
+    """`x @ w^T + b` over stacked devices: x `[m, rows, in]`, w `[m, out, in]`, b `[m, out]` or None."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        out = torch.bmm(x, w.transpose(1, 2))
+        return out if b is None else out.add_(b.unsqueeze(1))
+
+    @staticmethod
+    def setup_context(ctx: torch.autograd.function.FunctionCtx, inputs: tuple, output: torch.Tensor) -> None:
+        x, w, b = inputs
+        ctx.save_for_backward(x, w)
+        ctx.has_bias = b is not None
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple:
+        x, w = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad
+        grad_x = torch.bmm(grad, w) if need_x else None
+        grad_w = torch.bmm(grad.transpose(1, 2), x) if need_w else None  # [m, out, in]: the weight's layout
+        grad_b = grad.sum(1) if ctx.has_bias and need_b else None
+        return grad_x, grad_w, grad_b
+
+
+class _PerDeviceLinear(torch.autograd.Function):
+    """`F.linear` for one device; under `torch.vmap` over devices it runs as one `_StackedLinear` on all of them."""
+
+    generate_vmap_rule = False
+
+    @staticmethod
+    def forward(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        return F.linear(x, w, b)
+
+    @staticmethod
+    def setup_context(ctx: torch.autograd.function.FunctionCtx, inputs: tuple, output: torch.Tensor) -> None:
+        ctx.save_for_backward(*inputs[:2])
+        ctx.has_bias = inputs[2] is not None
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple:
+        x, w = ctx.saved_tensors
+        grad_w = grad.reshape(-1, grad.shape[-1]).t() @ x.reshape(-1, x.shape[-1])
+        grad_b = grad.reshape(-1, grad.shape[-1]).sum(0) if ctx.has_bias else None
+        return grad @ w, grad_w, grad_b
+
+    @staticmethod
+    def vmap(info: object, in_dims: tuple, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> tuple:
+        m = info.batch_size
+
+        def stacked(t: torch.Tensor | None, dim: int | None) -> torch.Tensor | None:
+            if t is None:
+                return None
+            return t.movedim(dim, 0) if dim is not None else t.expand(m, *t.shape)
+
+        x, w, b = stacked(x, in_dims[0]), stacked(w, in_dims[1]), stacked(b, in_dims[2])
+        rows = x.shape[1:-1]
+        out = _StackedLinear.apply(x.reshape(m, -1, x.shape[-1]), w, b)
+        return out.view(m, *rows, w.shape[1]), 0
+
+
+class StackedLinear(nn.Linear):
+    """`nn.Linear` (same parameters, same values) computed through `_PerDeviceLinear`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _PerDeviceLinear.apply(x, self.weight, self.bias)
+
+
+_TEMPLATES: "weakref.WeakKeyDictionary[nn.Module, nn.Module]" = weakref.WeakKeyDictionary()
+
+
+def training_template(template: nn.Module) -> nn.Module:
+    """A copy of `template` (kept per template) whose plain `nn.Linear` layers are `StackedLinear`s; subclasses of
+    `nn.Linear` and every other module are left as they are. Parameter names and meaning are unchanged."""
+    found = _TEMPLATES.get(template)
+    if found is not None:
+        return found
+    swapped = copy.deepcopy(template)
+    for module in swapped.modules():
+        for child in module.children():
+            if type(child) is nn.Linear:
+                child.__class__ = StackedLinear
+    _TEMPLATES[template] = swapped
+    return swapped
