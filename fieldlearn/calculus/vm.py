@@ -500,6 +500,8 @@ class RoundVM:
         root.put(self.last_fire, clock)
         self._everyone_fired_at = clock if everyone else -1
         self.clock = clock + 1
+        # the stores hold the rows now: the staged ones (models, for a learning program) need not live on
+        self._staged_exports, self._staged_state, self._staged_messages = [], [], []
 
     def _write(self, table: dict, key: tuple, dom: Domain, rows: Any, clock: int, everyone: bool = False) -> None:
         table[key] = self._written(table.get(key), key[0], dom, rows, clock, everyone)

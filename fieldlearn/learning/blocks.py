@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fieldlearn.calculus import Field, aggregate, branch, clock, local, mid, minimum, rep, sense
+from fieldlearn.calculus import Field, aggregate, clock, local, mid, minimum, mux, rep, sense
 
 from .context import learning_context
 from .data import as_index_array
@@ -173,9 +173,10 @@ def finetune(models: ModelField, samples: Field, trainer: Trainer | None = None,
     `samples` (e.g. memory plus current data), on the devices where `where` holds (all if None)."""
     tuned = (trainer if trainer is not None else learning_context().trainer).replace(epochs=epochs,
                                                                                    batch_size=batch_size)
-    if where is None:
-        return train_locally(models, samples, tuned, key=1)
-    return branch(where, lambda: train_locally(models, samples, tuned, key=1), lambda: models)
+    # devices outside `where` train on no samples, which leaves their models as they are: the same draws and
+    # results as a branch, without gathering the models of the devices inside and merging them back
+    chosen = samples if where is None else mux(where, samples, -1)
+    return train_locally(models, chosen, tuned, key=1)
 
 
 @aggregate

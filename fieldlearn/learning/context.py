@@ -113,6 +113,7 @@ class LearningContext:
         self.in_features = int(np.prod(base.inputs.shape[1:]))
         self.recorded: dict[str, ModelField] = {}
         self.has_model: dict[str, np.ndarray] = {}
+        self._borrowed: set[str] = set()  # names whose recorded models are a round's own tensors, not a copy
         self.history: list[Evaluation] = []
         self.stores: dict[str, ReplayStore] = {}
         self.arrivals: list[tuple[int, int, int]] = []  # (mobile device, round it was first seen there, region)
@@ -136,16 +137,27 @@ class LearningContext:
         return ModelField.from_factory(self.make_module, n, seed=seed, device=self.device)
 
     def record_rows(self, ids: Any, models: ModelField, name: str = "models") -> None:
-        """Keep the latest models of the devices `ids` (under `name`) for evaluation."""
-        idx = torch.as_tensor(as_index_array(ids), device=self.device)
+        """Keep the latest models of the devices `ids` (under `name`) for evaluation. When every device records at
+        once, in id order, the models are kept as they are (no copy; a round's models are values nobody updates in
+        place); a later partial record first copies them."""
+        rows = as_index_array(ids)
+        if len(models) == self.n_devices and np.array_equal(rows, np.arange(self.n_devices)):
+            self.recorded[name] = models.detach().to(self.device)
+            self._borrowed.add(name)
+            self.has_model[name] = np.ones(self.n_devices, dtype=bool)
+            return
         store = self.recorded.get(name)
         if store is None:
             store = self.recorded[name] = models[0:1].expand(self.n_devices)
             self.has_model[name] = np.zeros(self.n_devices, dtype=bool)
+        elif name in self._borrowed:
+            store = self.recorded[name] = store.clone()
+        self._borrowed.discard(name)
+        idx = torch.as_tensor(rows, device=self.device)
         with torch.no_grad():
             for k, t in store.tensors().items():
                 t[idx] = models.tensors()[k].detach().to(t.device, t.dtype)
-        self.has_model[name][as_index_array(ids)] = True
+        self.has_model[name][rows] = True
 
     def take_models(self, ids: Any, result: Any) -> Any:
         """Record the model fields a program returned (key `models`: each device's own model; any other key, e.g.

@@ -249,6 +249,10 @@ class ModelField:
         """A deep copy of the stacked tensors."""
         return self._map(lambda t: t.clone())
 
+    def detach(self) -> "ModelField":
+        """The same tensors without autograd history (no copy)."""
+        return self._map(lambda t: t.detach())
+
     def __repr__(self) -> str:
         return (f"ModelField(n={len(self)}, {type(self.template).__name__}, {self.n_parameters()} params/device, "
                 f"device={self.device}, dtype={self.dtype})")

@@ -192,6 +192,24 @@ def test_finetune_touches_only_the_selected_devices():
             assert torch.equal(out.params[k][d], a.params[k][d]) != changed
 
 
+
+def test_finetune_where_equals_a_branch_that_tunes_the_selected_devices_alone():
+    from fieldlearn import branch
+
+    ctx = digits_context(samples_per_round=12)
+    net = clique()
+    net.sensors["sel"] = np.array([True, False, True, True])
+
+    def program():
+        a = fresh_models()
+        seen = current_samples()
+        alone = branch(sense("sel"), lambda: finetune(a, seen), lambda: a)
+        return {"alone": alone, "models": finetune(a, seen, where=sense("sel"))}
+
+    last = learning_run(program, ctx, net, rounds=2)
+    for k in last["models"].params:
+        assert torch.equal(last["models"].params[k], last["alone"].params[k])
+
 def test_paper_alpha_is_min_of_gamma_and_dwell_over_horizon():
     net = Network.from_edges(5, [])
     net.sensors["s"] = np.array([1, 3, 9, 10, 60])

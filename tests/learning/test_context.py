@@ -46,6 +46,21 @@ def test_take_models_records_model_outputs_and_forget_drops_them_with_the_memori
     assert ctx.has_model["models"].tolist() == [True, False, False] and store.sizes().tolist() == [0, 0, 0]
 
 
+
+def test_a_record_of_every_device_keeps_the_models_without_a_copy_and_a_partial_one_leaves_them_untouched():
+    ctx = LearningContext({"model": {"hidden": [4]}}, n_devices=3, region_names=["a"], initial_region=[0, 0, 0])
+    first = ctx.initial_models(np.arange(3))
+    before = first.clone()
+    ctx.record_rows(np.arange(3), first)
+    assert ctx.latest.params["0.weight"].data_ptr() == first.params["0.weight"].data_ptr()
+    later = ctx.initial_models(np.arange(3)) * 2.0
+    ctx.record_rows(np.array([1]), later[[1]])
+    for k, v in first.params.items():  # the round's tensors were copied before the write, not written into
+        assert torch.equal(v, before.params[k])
+        assert torch.equal(ctx.latest.params[k][[0, 2]], before.params[k][[0, 2]])
+        assert torch.equal(ctx.latest.params[k][1], later.params[k][1])
+    assert ctx.has_model["models"].tolist() == [True, True, True]
+
 def test_the_public_code_data_protocol_13_parts_a_shared_spare_and_fixed_subsets():
     config = {"model": {"hidden": [4]}, "parts_per_region": 13, "mover_part": "spare", "part_fraction": 0.05}
     ctx = LearningContext(config, n_devices=6, region_names=["a", "b"], initial_region=[0, 0, 0, 1, 1, 1],
