@@ -47,14 +47,17 @@ class _Store:
     """Values of one path over all devices, with the round (batch clock) in which each device last wrote it.
 
     `everyone_at` is the clock of the batch that wrote it for every device, if the latest write did (else -1): then,
-    right after that batch, every device's latest export or state holds the path, with no stamp to compare."""
+    right after that batch, every device's latest export or state holds the path, with no stamp to compare.
+    `shared`: the values are also held outside the store (large rows that a round wrote for every device are kept as
+    they are, and the previous round's are read without a copy), so a write into some rows copies them first."""
 
-    __slots__ = ("values", "stamp", "everyone_at")
+    __slots__ = ("values", "stamp", "everyone_at", "shared")
 
-    def __init__(self, values: Any, stamp: Any, everyone_at: int = -1):
+    def __init__(self, values: Any, stamp: Any, everyone_at: int = -1, shared: bool = False):
         self.values = values
         self.stamp = stamp
         self.everyone_at = everyone_at
+        self.shared = shared
 
 
 class _Messages:
@@ -387,10 +390,19 @@ class RoundVM:
             if bool(had.all()):
                 had = None
         if had is None:
-            return _IN_STORE if in_store and is_large(store.values) else domain.take(store.values)
-        prev = domain.take(store.values)
+            return _IN_STORE if in_store and is_large(store.values) else self._own_rows(store, domain)
+        prev = domain.view(store.values)
         init_rows = rows_in(init, domain, what, tuple(store.values.shape[1:]))
         return self.backend.where(expand_to(had, prev), prev, init_rows)
+
+    @staticmethod
+    def _own_rows(store: _Store, domain: Domain) -> Any:
+        """The domain's rows of a store, to be read: large rows of an ordered domain without a copy (the store is
+        then shared), others as a copy."""
+        if domain.ordered and is_large(store.values):
+            store.shared = True
+            return domain.view(store.values)
+        return domain.take(store.values)
 
     def _previous_tree(self, store_of: Callable, path: Path, dom: Domain, init: Any, what: str,
                        in_store: bool = False) -> tuple[list, TreeDef]:
@@ -401,7 +413,7 @@ class RoundVM:
                 stores = [store_of((path, i)) for i in range(treedef.n_leaves)]
                 if all(s is not None and (self._everyone_has(s) or bool((dom.view(s.stamp) == dom.view(self.last_fire)).all()))
                        for s in stores):
-                    return [_IN_STORE if in_store and is_large(s.values) else dom.take(s.values) for s in stores], treedef
+                    return [_IN_STORE if in_store and is_large(s.values) else self._own_rows(s, dom) for s in stores], treedef
             self._paths.push_key("init")  # constructs in the init get their own paths, so that rounds
             try:                          # without the init see the same paths in the construct's function
                 init = init()
@@ -484,7 +496,7 @@ class RoundVM:
     def _extend_store(self, store: _Store, cap: int) -> None:
         store.values = self._extend(store.values, cap, 0)
         store.stamp = self._extend(store.stamp, cap, _NEVER_WRITTEN)
-        store.everyone_at = -1
+        store.everyone_at, store.shared = -1, False
 
     # -- commit --------------------------------------------------------------------------
     def _commit(self, root: Domain) -> None:
@@ -510,10 +522,12 @@ class RoundVM:
                  everyone: bool = False) -> _Store:
         """`store` (created if missing) with the rows of `dom`'s devices set to `rows`, stamped with `clock`."""
         be = self.backend
+        whole = dom.ordered and len(dom) == self._capacity and is_large(rows)  # every row, written at once
         if store is None:
             store = _Store(
-                be.zeros((self._capacity,) + tuple(rows.shape[1:]), rows.dtype),
+                rows if whole else be.zeros((self._capacity,) + tuple(rows.shape[1:]), rows.dtype),
                 be.full((self._capacity,), _NEVER_WRITTEN, dtype=np.int64),
+                shared=whole,
             )
         elif store.values.shape[1:] != rows.shape[1:]:
             raise FieldError(
@@ -524,7 +538,12 @@ class RoundVM:
             dtype = be.result_type(store.values, rows)
             store.values = be.cast(store.values, dtype)
             rows = be.cast(rows, dtype)
-        dom.put(store.values, rows)
+        if whole:
+            store.values, store.shared = rows, True  # kept as it is: rounds never write into a value in place
+        else:
+            if store.shared:
+                store.values, store.shared = be.head_copy(store.values, len(store.values)), False
+            dom.put(store.values, rows)
         dom.put(store.stamp, clock)
         store.everyone_at = clock if everyone else -1
         return store

@@ -244,3 +244,28 @@ def test_a_device_that_joins_after_a_whole_batch_is_not_aligned_yet():
     trace = run(lambda: nbr(1).count(), bigger, rounds=2, vm=trace.vm)
     # round 1 on the bigger network: 2 does not hear the newcomer 3 yet (3 never exported), 3 hears 2
     assert trace.history[0].tolist() == [1, 2, 1, 1] and trace.history[1].tolist() == [1, 2, 2, 1]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_large_rows_written_by_everyone_are_kept_uncopied_and_copied_before_a_partial_write(backend):
+    net = Network.from_edges(4, [(0, 1), (1, 2), (2, 3)])
+
+    def program():
+        grown = rep(lambda: sense("zeros"), lambda x: x + 1.0)
+        return grown, nbr(grown).sum()
+
+    vm = RoundVM(program, backend=backend)
+    vm.sensors = {"zeros": np.zeros((4, 100))}
+    everyone = np.arange(4)
+    first, _ = vm.round(everyone, inbox_of(net.graph, everyone))
+    second, around = vm.round(everyone, inbox_of(net.graph, everyone))
+    assert (np.asarray(first) == 1.0).all() and (np.asarray(second) == 2.0).all()
+    assert np.asarray(around)[:, 0].tolist() == [1.0, 2.0, 2.0, 1.0]  # the neighbours' exports of round 1
+    some = np.array([1, 3])
+    partial, _ = vm.round(some, inbox_of(net.graph, some))
+    assert (np.asarray(partial) == 3.0).all()
+    # the partial write did not reach into the rows that earlier rounds returned
+    assert (np.asarray(first) == 1.0).all() and (np.asarray(second) == 2.0).all()
+    third, around = vm.round(everyone, inbox_of(net.graph, everyone))
+    assert np.asarray(third)[:, 0].tolist() == [3.0, 4.0, 3.0, 4.0]
+    assert np.asarray(around)[:, 0].tolist() == [3.0, 4.0, 6.0, 2.0]  # 1 and 3 exported 3.0 last, 0 and 2 2.0
