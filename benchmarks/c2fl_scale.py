@@ -60,7 +60,7 @@ def scaled(per_area: int, sparse: bool) -> dict:
     return data
 
 
-def child(per_area: int, sparse: bool, rounds: int, start: int) -> dict:
+def child(per_area: int, sparse: bool, rounds: int, start: int, keep: bool = True, threads: int = 1) -> dict:
     """One size in this process: time `rounds` rounds from round `start` on (after the first move, when movers
     replay their memories), profile the blocks, read the peak RSS."""
     import torch
@@ -71,7 +71,8 @@ def child(per_area: int, sparse: bool, rounds: int, start: int) -> dict:
     from fieldlearn.sim.recording import Recorder
 
     torch.set_num_threads(1)
-    keep_freed_memory()  # as the simulator's command line does
+    if keep:
+        keep_freed_memory()  # as the simulator's command line does
     data = scaled(per_area, sparse)
     data["duration"] = {"rounds": start + rounds}
     data["learning"]["eval_every"] = 1  # evaluate after every timed round, to time it
@@ -79,24 +80,61 @@ def child(per_area: int, sparse: bool, rounds: int, start: int) -> dict:
     recorder = Recorder(engine)
     engine.run(until=float(start))
     profile = cProfile.Profile(time.process_time)
-    started = time.process_time()
+    started, wall = time.process_time(), time.perf_counter()
     profile.enable()
     engine.run()
     recorder.finish(engine)
     profile.disable()
-    total = time.process_time() - started
+    total, wall = time.process_time() - started, time.perf_counter() - wall
     stats = pstats.Stats(profile)
     blocks = {}
     for label, name in BLOCKS.items():
         blocks[label] = sum(v[3] for k, v in stats.stats.items() if k[2] == name) / rounds
     links = engine.graph.n_links
-    return {"devices": engine.capacity, "links": links, "round_s": total / rounds, **blocks,
+    return {"devices": engine.capacity, "links": links, "round_s": total / rounds, "wall_s": wall / rounds,
+            "threads": threads, **blocks,
             "peak_mib": peak_rss_mib(),
             "cacc": recorder.final.get("cacc")}
 
 
-def measure(per_area: int, sparse: bool, rounds: int, start: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", f"{per_area},{int(sparse)},{rounds},{start}"],
+def slow_path_check(rounds: int) -> dict:
+    """The 48-device scenario (c2fl-fashion's own sizes, 20 samples per round) for `rounds` rounds with the stacked
+    linear layers and with plain nn.Linear training (the path before them), in this process: the largest difference
+    between the two runs' final models and both CAcc values."""
+    import importlib
+
+    import torch
+
+    from fieldlearn.learning.context import RESOURCE
+    from fieldlearn.sim import resolve_scenario
+    from fieldlearn.sim.engine import Engine
+    from fieldlearn.sim.recording import Recorder
+
+    torch.set_num_threads(1)
+    train_module = importlib.import_module("fieldlearn.learning.train")
+    fast_template = train_module.training_template
+    out = {}
+    for label, template_of in (("stacked", fast_template), ("nn.Linear", lambda template: template)):
+        train_module.training_template = template_of  # the benchmark swaps the fast path out, nothing else
+        try:
+            data = scaled(12, False)
+            data["duration"] = {"rounds": rounds}
+            engine = Engine(resolve_scenario(data, SCENARIO.parent, name="c2fl-scale-check"))
+            recorder = Recorder(engine)
+            engine.run()
+            recorder.finish(engine)
+        finally:
+            train_module.training_template = fast_template
+        out[label] = {"cacc": recorder.final.get("cacc"), "models": engine.vm.resources[RESOURCE].latest}
+    a, b = out["stacked"]["models"], out["nn.Linear"]["models"]
+    diff = max(float((a.params[k] - b.params[k]).abs().max()) for k in a.params)
+    return {"rounds": rounds, "cacc_stacked": out["stacked"]["cacc"], "cacc_plain": out["nn.Linear"]["cacc"],
+            "max_model_difference": diff}
+
+
+def measure(per_area: int, sparse: bool, rounds: int, start: int, keep: bool = True, threads: int = 1) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child",
+                          f"{per_area},{int(sparse)},{rounds},{start},{int(keep)},{threads}"],
                          capture_output=True, text=True, timeout=3600)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
@@ -108,28 +146,43 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="48,1024,4096", help="devices in all (4 areas)")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds per size")
     p.add_argument("--start", type=int, default=31, help="the first timed round (after the first move at 30)")
+    p.add_argument("--allocator", choices=("keep", "default", "both"), default="keep",
+                   help="keep: glibc keeps freed blocks (keep_freed_memory, as the simulator does); default: glibc's "
+                        "own policy (freed model-sized blocks go back to the system: the live peak); both")
+    p.add_argument("--threads", type=int, default=1, help="torch threads in each run (the table's s/round is CPU "
+                   "time, wall is the clock)")
+    p.add_argument("--check-slow-path", type=int, metavar="ROUNDS",
+                   help="only compare the 48-device run over ROUNDS rounds with and without the stacked linear layers")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.check_slow_path:
+        print(json.dumps(slow_path_check(args.check_slow_path)))
+        return 0
     if args.child:
-        per_area, sparse, rounds, start = (int(x) for x in args.child.split(","))
-        print(json.dumps(child(per_area, bool(sparse), rounds, start)))
+        per_area, sparse, rounds, start, keep, *threads = (int(x) for x in args.child.split(","))
+        print(json.dumps(child(per_area, bool(sparse), rounds, start, bool(keep), *threads)))
         return 0
     rows = []
     for n in (int(x) for x in args.sizes.split(",")):
         for sparse in ((False, True) if n >= 1024 else (False,)):
             if n > 1024 and not sparse:
                 continue  # 4,096 devices in cliques of 1,024 are 4M links: measured sparse only
-            r = measure(n // 4, sparse, args.rounds, args.start)
-            r["links_kind"] = "sparse (radius 0.7)" if sparse else "clique per area"
-            rows.append(r)
-            print(json.dumps(r), flush=True)
-    print("\n| devices | links | kind | s/round | train | regional model | evaluation | aggregation / train | "
-          "peak RSS |")
-    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+            for keep in {"keep": (True,), "default": (False,), "both": (True, False)}[args.allocator]:
+                r = measure(n // 4, sparse, args.rounds, args.start, keep, args.threads)
+                r["links_kind"] = "sparse (radius 0.7)" if sparse else "clique per area"
+                r["allocator"] = "keep freed" if keep else "glibc default"
+                rows.append(r)
+                print(json.dumps(r), flush=True)
+    print("\n| devices | links | kind | allocator | threads | CPU s/round | wall s/round | train | regional model | evaluation | regional / train | "
+          "evaluation / train | peak RSS |")
+    print("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         ratio = r["regional model"] / r["train"] if r["train"] else float("nan")
-        print(f"| {r['devices']:,} | {r['links']:,} | {r['links_kind']} | {r['round_s']:.2f} | {r['train']:.2f} | "
-              f"{r['regional model']:.2f} | {r['evaluation']:.2f} | {ratio:.2f}x | {r['peak_mib']:,.0f} MiB |")
+        eval_ratio = r["evaluation"] / r["train"] if r["train"] else float("nan")
+        print(f"| {r['devices']:,} | {r['links']:,} | {r['links_kind']} | {r['allocator']} | {r.get('threads', 1)} | "
+              f"{r['round_s']:.2f} | {r.get('wall_s', float('nan')):.2f} | "
+              f"{r['train']:.2f} | {r['regional model']:.2f} | {r['evaluation']:.2f} | {ratio:.2f}x | "
+              f"{eval_ratio:.2f}x | {r['peak_mib']:,.0f} MiB |")
     return 0
 
 

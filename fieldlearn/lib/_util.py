@@ -27,9 +27,17 @@ def tree_fold(op: str, tree: Any, sel: NbrField) -> Any:
     return tree_unflatten(treedef, [fold(op, leaf, sel) for leaf in leaves])
 
 
-def pick(tree: Any, sel: NbrField) -> Any:
-    """The value of the (at most one) neighbour where `sel` holds, leaf by leaf; zero/False where none does."""
-    return tree_fold("sum", tree, sel)
+def pick_or(tree: Any, sel: NbrField, otherwise: Any, found: Any) -> Any:
+    """Leaf by leaf, the value of the (at most one) neighbour where `sel` holds, and `otherwise`'s where `found`
+    (whether `sel` holds for some neighbour) is false: a field leaf of `otherwise` takes one gather
+    (`NbrField.pick`), a constant one a `mux`."""
+    leaves, treedef = tree_flatten(tree)
+    others, other_def = tree_flatten(otherwise)  # the neighbours' tree may be another node type of the same leaves
+    if len(leaves) != len(others):
+        raise TypeError(f"values of different structures: {treedef} and {other_def}")
+    return tree_unflatten(other_def, [leaf.pick(sel, other) if isinstance(other, Field)
+                                    else mux(found, fold("sum", leaf, sel), other)
+                                    for leaf, other in zip(leaves, others)])
 
 
 def combine(op: str, a: Any, b: Any) -> Any:

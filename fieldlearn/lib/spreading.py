@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..calculus import Field, NbrField, aggregate, distances, mux, nbr_ids, share
-from ._util import INF, lex_min, parent_of, pick
+from ._util import INF, lex_min, parent_of, pick_or
 
 __all__ = ["broadcast", "channel", "distance_between", "distance_to", "distance_to_bis", "hop_count"]
 
@@ -77,7 +77,7 @@ def broadcast(potential: Any, value: Any, group: Any = None) -> Any:
         else:
             pot, shared = n
             parent = parent_of(pot, potential)
-        out = mux(parent >= 0, pick(shared, nbr_ids() == parent), value)
+        out = pick_or(shared, nbr_ids() == parent, value, parent >= 0)
         return (potential, group, out) if keyed else (potential, out)
 
     init = (potential, group, value) if keyed else (potential, value)

@@ -167,3 +167,36 @@ def test_where_selects_the_neighbours_a_reduction_runs_over():
     assert big.tolist() == [True, False, False, False]
     with pytest.raises(FieldError, match="one boolean per neighbour"):
         run(lambda: nbr(sense("v")).sum(where=nbr(sense("v"))), net, rounds=1)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("large", [False, True])
+def test_pick_is_the_selected_neighbours_value_or_otherwise(backend, large):
+    net = _big_network(n=30, seed=7)
+    rng = np.random.default_rng(7)
+    hood = _per_link_reference(net)
+    # each device names one target: a neighbour, or (for some) an id that is no neighbour of it
+    target = np.array([rng.choice(h) if len(h) and rng.random() < 0.7 else -5 for h in hood])
+    net.sensors["target"] = target
+    net.sensors["v"] = net.sensors["big"] if large else net.sensors["w"]
+    net.sensors["own"] = -net.sensors["v"]
+
+    def prog():
+        v, own, sel = nbr(sense("v")), sense("own"), nbr_ids() == sense("target")
+        return v.pick(sel, own), mux(sel.any(), v.sum(where=sel), own), nbr(sense("v") > 0.5).pick(sel, own > 0)
+
+    got, composed, flags = (np.asarray(r) for r in run(prog, net, rounds=2, backend=backend).last)
+    v = net.sensors["v"]
+    want = np.stack([v[t] if t >= 0 else -v[i] for i, t in enumerate(target)]).astype(got.dtype)  # torch: float32
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(composed, want, rtol=0, atol=0)
+    vt = v.astype(got.dtype)
+    np.testing.assert_array_equal(flags, np.stack([vt[t] > 0.5 if t >= 0 else -vt[i] > 0 for i, t in enumerate(target)]))
+
+
+def test_pick_with_nothing_selected_is_otherwise_and_it_must_be_a_field():
+    net = _big_network(n=6, seed=1)
+    got = run(lambda: nbr(sense("big")).pick(nbr_ids() < 0, sense("big") * 2.0), net, rounds=1).last
+    np.testing.assert_allclose(np.asarray(got), net.sensors["big"] * 2.0, rtol=0, atol=0)
+    with pytest.raises(FieldError, match="otherwise must be a field"):
+        run(lambda: nbr(sense("w")).pick(nbr_ids() < 0, 1.0), net, rounds=1)
