@@ -123,7 +123,9 @@ def _const(v: Any, be: Any) -> Any:
 def local(fn: F) -> F:
     """Run `fn` on the raw per-device arrays of the current domain: fields in (nested) arguments are unwrapped to
     their values, and the (nested) arrays it returns become fields. For array code no construct offers,
-    e.g. a batched training step over stacked models."""
+    e.g. a batched training step over stacked models. `fn` must return new arrays and leave its inputs as they are:
+    they may be the VM's own stores (large values are not copied out of them), so writing into one in place would
+    change the previous round's state."""
 
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:

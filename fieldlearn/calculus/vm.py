@@ -401,7 +401,11 @@ class RoundVM:
         then shared), others as a copy."""
         if domain.ordered and is_large(store.values):
             store.shared = True
-            return domain.view(store.values)
+            rows = domain.view(store.values)
+            if isinstance(rows, np.ndarray):  # a write into them in place fails loudly (torch has no such flag)
+                rows = rows.view()
+                rows.flags.writeable = False
+            return rows
         return domain.take(store.values)
 
     def _previous_tree(self, store_of: Callable, path: Path, dom: Domain, init: Any, what: str,

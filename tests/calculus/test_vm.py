@@ -269,3 +269,20 @@ def test_large_rows_written_by_everyone_are_kept_uncopied_and_copied_before_a_pa
     third, around = vm.round(everyone, inbox_of(net.graph, everyone))
     assert np.asarray(third)[:, 0].tolist() == [3.0, 4.0, 3.0, 4.0]
     assert np.asarray(around)[:, 0].tolist() == [3.0, 4.0, 6.0, 2.0]  # 1 and 3 exported 3.0 last, 0 and 2 2.0
+
+
+def test_a_local_function_cannot_write_into_the_previous_rounds_large_rows():
+    from fieldlearn import local
+
+    net = Network.from_edges(3, [(0, 1)])
+
+    def bump(x):
+        x += 1.0  # in place: the rows are the store's own (numpy marks them read-only)
+        return x
+
+    vm = RoundVM(lambda: rep(lambda: sense("zeros"), local(bump)))
+    vm.sensors = {"zeros": np.zeros((3, 100))}
+    everyone = np.arange(3)
+    vm.round(everyone, inbox_of(net.graph, everyone))
+    with pytest.raises(ValueError, match="read-only"):
+        vm.round(everyone, inbox_of(net.graph, everyone))
