@@ -2,18 +2,24 @@
 
     python benchmarks/c2fl_scale.py                        # 48, 1,024 (clique and sparse links), 4,096 devices
     python benchmarks/c2fl_scale.py --sizes 48,1024 --rounds 3
+    python benchmarks/c2fl_scale.py --sizes 1024 --links clique --threads 2 --allocator both
+    python benchmarks/c2fl_scale.py --check-slow-path 120  # 48 devices with and without the stacked linear layers
 
 The configuration is `scenarios/c2fl-fashion.yaml` (Fashion-MNIST 28x28, MLP 784-128-10, 20 samples per round, 300
 replayed per mover, two epochs and the post-merge pass) with every area scaled up: 4 areas of D devices each, a
 quarter of them touring the areas every 30 rounds. With the scenario's own radio radius every area is one clique (D
 devices hear each other: D^2 links); `sparse` uses radius 0.7 (about 4-8 links per device). Each size runs in a
-fresh process (one torch thread) so that its peak RSS is its own; the blocks' times are the cumulative CPU times
+fresh process (`--threads` torch threads, default one) so that its peak RSS is its own; `--allocator` chooses
+between glibc keeping freed blocks (`keep_freed_memory`, as the simulator does: no page zeroing, but freed blocks
+fragment, so the peak RSS is above the live peak) and glibc's own policy (model-sized blocks go back to the system
+when freed: the peak RSS is the live peak, and every new one is zeroed again). The blocks' times are the cumulative CPU times
 cProfile gives the learning blocks over the timed rounds, from round 31 on (after the first move, so that movers
 replay their memories; the rounds before are run untimed).
 
 The table: seconds per round, of which local training (`train_locally`, the post-merge pass included), the regional
 model (`classwise_regional_mean`: collect and broadcast of the models) and the evaluation (CAcc of every mover on
-every area, static devices on their own), and the peak RSS.
+every area, static devices on their own; here after every round, where the scenario evaluates every 5th), as CPU
+seconds (`s/round` too; `wall` is the clock), and the peak RSS.
 """
 from __future__ import annotations
 
@@ -146,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="48,1024,4096", help="devices in all (4 areas)")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds per size")
     p.add_argument("--start", type=int, default=31, help="the first timed round (after the first move at 30)")
+    p.add_argument("--links", choices=("clique", "sparse", "both"), default="both",
+                   help="at 1,024 devices and more: every area one clique, sparse links (radius 0.7), or both "
+                        "(above 1,024 always sparse)")
     p.add_argument("--allocator", choices=("keep", "default", "both"), default="keep",
                    help="keep: glibc keeps freed blocks (keep_freed_memory, as the simulator does); default: glibc's "
                         "own policy (freed model-sized blocks go back to the system: the live peak); both")
@@ -164,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = []
     for n in (int(x) for x in args.sizes.split(",")):
-        for sparse in ((False, True) if n >= 1024 else (False,)):
+        kinds = {"clique": (False,), "sparse": (True,), "both": (False, True)}[args.links]
+        for sparse in (kinds if n >= 1024 else (False,)):
             if n > 1024 and not sparse:
                 continue  # 4,096 devices in cliques of 1,024 are 4M links: measured sparse only
             for keep in {"keep": (True,), "default": (False,), "both": (True, False)}[args.allocator]:

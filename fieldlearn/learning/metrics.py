@@ -45,11 +45,9 @@ def accuracy_matrix(
             idx = torch.as_tensor(regions.row(r))
             parts = [(inputs[part].to(models.device), labels[part].to(models.device))  # moved once per region
                      for part in (idx[s : s + sample_chunk] for s in range(0, idx.numel(), sample_chunk))]
-            for start in range(0, who.size, step):
-                pos = who[start : start + step]
+            for pos in _consecutive_chunks(who, rows, step):
                 chosen = rows[pos]
-                consecutive = bool(np.all(np.diff(chosen) == 1))
-                group = models[int(chosen[0]) : int(chosen[-1]) + 1] if consecutive else models[chosen]
+                group = models[int(chosen[0]) : int(chosen[-1]) + 1]  # a view: no copy of the models
                 hits = torch.zeros(pos.size, dtype=torch.int64, device=models.device)
                 for x, y in parts:
                     logits = group.forward(x, shared=True, chunk_size=step)
@@ -59,6 +57,19 @@ def accuracy_matrix(
         out = correct / np.where(sizes > 0, sizes, np.nan)
     out[~need] = np.nan
     return out
+
+
+def _consecutive_chunks(who: np.ndarray, rows: np.ndarray, step: int) -> list[np.ndarray]:
+    """`who` (positions into `rows`) cut into pieces of at most `step` whose model rows `rows[piece]` are
+    consecutive, so that each piece's models are a slice of the ModelField."""
+    if who.size == 0:
+        return []
+    chosen = rows[who]
+    cuts = np.flatnonzero(np.diff(chosen) != 1) + 1
+    pieces = []
+    for run in np.split(who, cuts):
+        pieces.extend(run[s : s + step] for s in range(0, run.size, step))
+    return pieces
 
 
 def cacc(accuracy: object, devices: object = None) -> float:
