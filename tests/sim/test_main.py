@@ -173,3 +173,18 @@ def test_a_huge_value_in_a_message_is_cut_in_the_middle(tmp_path, capsys):
     err = " ".join(capsys.readouterr().err.split())
     assert err.startswith("error: ") and "grid.yaml: exports.values[1]: 'xxx" in err and len(err) < 1300
     assert "characters ...] " in err and err.endswith("nor a sensor (region, source)")
+
+
+def test_lean_memory_leaves_glibc_its_own_policy_and_the_results_byte_identical(tmp_path, monkeypatch):
+    import fieldlearn.calculus
+
+    calls = []
+    monkeypatch.setattr(fieldlearn.calculus, "keep_freed_memory", lambda *a: calls.append(a) or True)
+    files = []
+    for lean in (False, True):
+        out = tmp_path / f"lean{int(lean)}"
+        args = [str(REPO / "scenarios" / "grid.yaml"), "--set", "duration.rounds=5", "--out", str(out), "--quiet"]
+        assert main(args + (["--lean-memory"] if lean else [])) == 0
+        assert calls == [()]  # asked for by the default run only
+        files.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    assert files[0] == files[1]
