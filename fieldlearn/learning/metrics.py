@@ -45,9 +45,9 @@ def accuracy_matrix(
             idx = torch.as_tensor(regions.row(r))
             parts = [(inputs[part].to(models.device), labels[part].to(models.device))  # moved once per region
                      for part in (idx[s : s + sample_chunk] for s in range(0, idx.numel(), sample_chunk))]
-            for pos in _consecutive_chunks(who, rows, step):
+            for pos, consecutive in _chunks(who, rows, step):
                 chosen = rows[pos]
-                group = models[int(chosen[0]) : int(chosen[-1]) + 1]  # a view: no copy of the models
+                group = models[int(chosen[0]) : int(chosen[-1]) + 1] if consecutive else models[chosen]
                 hits = torch.zeros(pos.size, dtype=torch.int64, device=models.device)
                 for x, y in parts:
                     logits = group.forward(x, shared=True, chunk_size=step)
@@ -59,16 +59,20 @@ def accuracy_matrix(
     return out
 
 
-def _consecutive_chunks(who: np.ndarray, rows: np.ndarray, step: int) -> list[np.ndarray]:
-    """`who` (positions into `rows`) cut into pieces of at most `step` whose model rows `rows[piece]` are
-    consecutive, so that each piece's models are a slice of the ModelField."""
+def _chunks(who: np.ndarray, rows: np.ndarray, step: int) -> list[tuple[np.ndarray, bool]]:
+    """`who` (positions into `rows`) cut into pieces of at most `step`, each with whether its model rows
+    `rows[piece]` are consecutive: runs of at least `step // 2` consecutive rows are pieces of their own (their
+    models a slice of the ModelField, no copy); the rest is gathered `step` at a time."""
     if who.size == 0:
         return []
     chosen = rows[who]
-    cuts = np.flatnonzero(np.diff(chosen) != 1) + 1
-    pieces = []
-    for run in np.split(who, cuts):
-        pieces.extend(run[s : s + step] for s in range(0, run.size, step))
+    runs = np.split(who, np.flatnonzero(np.diff(chosen) != 1) + 1)
+    long = max(1, step // 2)
+    pieces = [(run[s : s + step], True) for run in runs if run.size >= long for s in range(0, run.size, step)]
+    rest = [run for run in runs if run.size < long]
+    if rest:
+        scattered = np.concatenate(rest)
+        pieces += [(scattered[s : s + step], False) for s in range(0, scattered.size, step)]
     return pieces
 
 

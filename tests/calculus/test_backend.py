@@ -75,3 +75,14 @@ def test_torch_sparse_product_in_row_blocks_equals_one_product(monkeypatch):
     monkeypatch.setattr(backend, "PRODUCT_BLOCK_BYTES", 13 * 7 * 30 * 4)  # blocks of 13 rows
     blocks = be.sparse_rows_times(indptr, cols, weights, 150, dense)
     assert blocks.shape == (200, 7, 30) and torch.equal(whole, blocks)
+
+
+def test_keep_freed_memory_takes_thresholds_that_mallopt_can_hold():
+    from fieldlearn.calculus import keep_freed_memory
+
+    for bad in (0, -1, 2**31, 2**33):  # mallopt's value is a C int: 2**33 would wrap to 0 (map every block afresh)
+        with pytest.raises(ValueError, match="threshold"):
+            keep_freed_memory(bad)
+    import platform
+
+    assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")  # it takes effect wherever glibc is the libc

@@ -89,6 +89,10 @@ def test_needed_pairs_equal_a_per_device_loop_and_leave_the_rest_nan():
     mobile = np.array([True, False, False, True, False, False, True, False])
     needed = mobile[:, None] | (region_of[:, None] == np.arange(4))
     acc = accuracy_matrix(models, data, regions, devices=devices, needed=needed, sample_chunk=20, chunk_size=3)
+    for chunk in (1, 4, 8):  # runs of consecutive devices as slices, short ones gathered, or all gathered together
+        again = accuracy_matrix(models, data, regions, devices=devices, needed=needed, sample_chunk=20,
+                                chunk_size=chunk)
+        np.testing.assert_array_equal(again, acc)
     for j, d in enumerate(devices):
         m = models.module(d).eval()
         for r in range(4):
