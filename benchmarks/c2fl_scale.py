@@ -80,6 +80,7 @@ def child(per_area: int, sparse: bool, rounds: int, start: int, keep: bool = Tru
     if keep:
         keep_freed_memory()  # as the simulator's command line does
     data = scaled(per_area, sparse)
+    data["learning"]["threads"] = threads  # the simulator sets torch's threads from the learning block
     data["duration"] = {"rounds": start + rounds}
     data["learning"]["eval_every"] = 1  # evaluate after every timed round, to time it
     engine = Engine(resolve_scenario(data, SCENARIO.parent, name="c2fl-scale"))
