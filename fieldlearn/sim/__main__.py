@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     p.add_argument("--lean-memory", action="store_true",
                    help="give freed memory back to the system instead of keeping it for reuse: a lower peak RSS "
-                        "(1,024 C2FL models: 3.5 GB instead of 6.6) for slower rounds (about 1.35x there), as "
+                        "(1,024 C2FL models: 3.5 GB instead of 4.3-6.6) for slower rounds (about 1.35x there), as "
                         "every new model-sized array is zeroed again by the kernel")
     p.add_argument("--force", action="store_true", help="replace the previous results in a non-empty --out folder (a folder of results only: the new ones take its place once complete)")
     p.add_argument("--animate", nargs="?", const="gif", choices=["gif", "mp4"],
