@@ -531,29 +531,29 @@ class NbrField:
             mean = be.where(expand_to(n == 0, mean), _as(mean, default), mean)
         return Field(mean, total.domain)
 
-    def pick(self, where: "NbrField", otherwise: Field) -> Field:
-        """The value of the neighbour where `where` holds (of the first such aligned link, where several are), the
-        field `otherwise` on devices where it holds for none: `mux(where.any(), self.sum(where=where), otherwise)`
-        for a selection of at most one link (the dtype is the two sides' promotion), as one gather of the
-        neighbours' rows (for large values: no per-link copy and no second array the size of all devices' values)."""
-        if not isinstance(otherwise, Field):
-            raise FieldError(f"pick's otherwise must be a field, got {type(otherwise).__name__}")
+    def pick(self, where: "NbrField", otherwise: Any) -> Field:
+        """The value of the neighbour where `where` holds (of the first such aligned link, where several are),
+        `otherwise` (a field or a constant) on devices where it holds for none: `mux(where.any(),
+        self.sum(where=where), otherwise)` for a selection of at most one link (the dtype is the two sides'
+        promotion), as one gather of the neighbours' rows (for large values: no per-link copy and no second array
+        the size of all devices' values)."""
         me, links = self._selected(where)
         dom = me.domain
         be = dom.backend
         hood = me.hood
-        other = rows_in(otherwise, dom, "pick's otherwise")
         source, idx = me._source if me._values is None else (me._values, None)
+        other = rows_in(otherwise, dom, "pick's otherwise", tuple(source.shape[1:]))
         dtype = be.result_type(source, other)
         indptr, keep = hood.selected(links) if links is not None else (hood.indptr, be.arange(hood.n_links))
-        if len(keep) == 0:
-            return Field(be.cast(other, dtype), dom)
         has = indptr[1:] > indptr[:-1]
+        if len(keep) == 0:  # nobody has a selected link: otherwise everywhere, with the values' shape
+            shape = (len(dom),) + tuple(source.shape[1:])
+            return Field(be.cast(be.broadcast_rows(expand_to(other, source), shape), dtype), dom)
         first = keep[be.where(has, indptr[:-1], 0)]  # each device's first selected link (any link where none is)
         out = be.cast(be.take(source, first if idx is None else idx[first]), dtype)
         none = be.nonzero(~has)
         if len(none):
-            out[none] = be.cast(other[none], dtype)
+            out[none] = be.cast(expand_to(other[none], out[none]), dtype)
         return Field(out, dom)
 
     def weighted_sum(self, weights: "NbrField", include_self: bool = False) -> Field:

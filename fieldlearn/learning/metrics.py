@@ -61,19 +61,19 @@ def accuracy_matrix(
 
 def _chunks(who: np.ndarray, rows: np.ndarray, step: int) -> list[tuple[np.ndarray, bool]]:
     """`who` (positions into `rows`) cut into pieces of at most `step`, each with whether its model rows
-    `rows[piece]` are consecutive: runs of at least `step // 2` consecutive rows are pieces of their own (their
-    models a slice of the ModelField, no copy); the rest is gathered `step` at a time."""
+    `rows[piece]` are consecutive: runs of at least `step // 2` consecutive rows are cut into pieces of their own
+    (their models a slice of the ModelField, no copy); the rest is gathered `step` at a time. Array code: the
+    Python loop is over pieces, never over devices or runs."""
     if who.size == 0:
         return []
-    chosen = rows[who]
-    runs = np.split(who, np.flatnonzero(np.diff(chosen) != 1) + 1)
-    long = max(1, step // 2)
-    pieces = [(run[s : s + step], True) for run in runs if run.size >= long for s in range(0, run.size, step)]
-    rest = [run for run in runs if run.size < long]
-    if rest:
-        scattered = np.concatenate(rest)
-        pieces += [(scattered[s : s + step], False) for s in range(0, scattered.size, step)]
-    return pieces
+    starts = np.flatnonzero(np.concatenate([[True], np.diff(rows[who]) != 1]))  # where each run begins
+    lengths = np.diff(np.append(starts, who.size))
+    long = np.repeat(lengths >= max(1, step // 2), lengths)  # per position: inside a long run
+    offset = np.arange(who.size) - np.repeat(starts, lengths)  # position within its run
+    runs, rest = who[long], who[~long]
+    cuts = np.flatnonzero(offset[long] % step == 0)[1:]  # a piece starts at every step-th position of a run
+    pieces = [(p, True) for p in np.split(runs, cuts)] if runs.size else []
+    return pieces + [(rest[s : s + step], False) for s in range(0, rest.size, step)]
 
 
 def cacc(accuracy: object, devices: object = None) -> float:

@@ -27,17 +27,14 @@ def tree_fold(op: str, tree: Any, sel: NbrField) -> Any:
     return tree_unflatten(treedef, [fold(op, leaf, sel) for leaf in leaves])
 
 
-def pick_or(tree: Any, sel: NbrField, otherwise: Any, found: Any) -> Any:
-    """Leaf by leaf, the value of the (at most one) neighbour where `sel` holds, and `otherwise`'s where `found`
-    (whether `sel` holds for some neighbour) is false: a field leaf of `otherwise` takes one gather
-    (`NbrField.pick`), a constant one a `mux`."""
+def pick_or(tree: Any, sel: NbrField, otherwise: Any) -> Any:
+    """Leaf by leaf, the value of the (at most one) neighbour where `sel` holds, and `otherwise`'s where it holds
+    for none (`NbrField.pick`: one gather)."""
     leaves, treedef = tree_flatten(tree)
     others, other_def = tree_flatten(otherwise)  # the neighbours' tree may be another node type of the same leaves
     if len(leaves) != len(others):
         raise TypeError(f"values of different structures: {treedef} and {other_def}")
-    return tree_unflatten(other_def, [leaf.pick(sel, other) if isinstance(other, Field)
-                                    else mux(found, fold("sum", leaf, sel), other)
-                                    for leaf, other in zip(leaves, others)])
+    return tree_unflatten(other_def, [leaf.pick(sel, other) for leaf, other in zip(leaves, others)])
 
 
 def combine(op: str, a: Any, b: Any) -> Any:

@@ -77,7 +77,7 @@ def broadcast(potential: Any, value: Any, group: Any = None) -> Any:
         else:
             pot, shared = n
             parent = parent_of(pot, potential)
-        out = pick_or(shared, nbr_ids() == parent, value, parent >= 0)
+        out = pick_or(shared, nbr_ids() == parent, value)
         return (potential, group, out) if keyed else (potential, out)
 
     init = (potential, group, value) if keyed else (potential, value)

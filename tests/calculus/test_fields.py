@@ -194,9 +194,20 @@ def test_pick_is_the_selected_neighbours_value_or_otherwise(backend, large):
     np.testing.assert_array_equal(flags, np.stack([vt[t] > 0.5 if t >= 0 else -vt[i] > 0 for i, t in enumerate(target)]))
 
 
-def test_pick_with_nothing_selected_is_otherwise_and_it_must_be_a_field():
+def test_pick_with_nothing_selected_is_otherwise_and_a_constant_otherwise_is_a_mux():
     net = _big_network(n=6, seed=1)
     got = run(lambda: nbr(sense("big")).pick(nbr_ids() < 0, sense("big") * 2.0), net, rounds=1).last
     np.testing.assert_allclose(np.asarray(got), net.sensors["big"] * 2.0, rtol=0, atol=0)
-    with pytest.raises(FieldError, match="otherwise must be a field"):
-        run(lambda: nbr(sense("w")).pick(nbr_ids() < 0, 1.0), net, rounds=1)
+    nothing = run(lambda: nbr(sense("big")).pick(nbr_ids() < 0, 7.0), net, rounds=1).last
+    np.testing.assert_array_equal(np.asarray(nothing), np.full((6, 8, 16), 7.0))
+    lowest = np.array([h.min() if len(h) else -1 for h in _per_link_reference(net)])
+    net.sensors["lowest"] = lowest
+
+    def prog():
+        v, sel = nbr(sense("big")), nbr_ids() == sense("lowest")
+        return v.pick(sel, 7.0), mux(sel.any(), v.sum(where=sel), 7.0)
+
+    picked, composed = (np.asarray(r) for r in run(prog, net, rounds=2).last)
+    np.testing.assert_array_equal(picked, composed)
+    want = np.stack([net.sensors["big"][t] if t >= 0 else np.full((8, 16), 7.0) for t in lowest])
+    np.testing.assert_array_equal(picked, want)
