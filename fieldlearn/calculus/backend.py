@@ -222,6 +222,26 @@ class NumpyBackend:
         out[seg.nonempty] = _reduceat(ufunc, op, values, seg.starts)
         return out
 
+    def segment_reduce_where(self, op: str, values: np.ndarray, mask: np.ndarray, seg: Segments,
+                             identity: Any) -> np.ndarray:
+        """`segment_reduce` of `values` where `mask` holds and `identity` (a scalar or one row) elsewhere. For a min,
+        max, any or all with up to half of a few thousand or more links selected, only those are gathered and reduced:
+        the same result bit for bit, without a pass over the others."""
+        # only for min, max, any and all: numpy sums a long row in several interleaved partial sums, so dropping the
+        # zeros of the unselected links could change the last bit; below a few thousand links the extra calls cost more
+        hits = np.flatnonzero(mask) if op != "sum" and len(mask) >= 4096 else mask
+        if 2 * len(hits) > len(mask):
+            return self.segment_reduce(op, np.where(expand_to(mask, values), values, identity), seg)
+        dtype = np.bool_ if op in ("any", "all") else np.result_type(values, identity)
+        out = np.full((seg.n_rows,) + values.shape[1:], identity, dtype=dtype)  # rows whose links are all unselected
+        if seg.has_empty:
+            out[seg.empty] = identity_of(op, dtype)  # rows without links, as segment_reduce gives them
+        if len(hits):
+            rows = seg.rows[hits]
+            first = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
+            out[rows[first]] = _reduceat(_REDUCERS[op], op, values[hits].astype(dtype, copy=False), first)
+        return out
+
     def count(self, mask: np.ndarray | None, seg: Segments) -> np.ndarray:
         if mask is None:
             return np.diff(seg.indptr)
@@ -386,6 +406,10 @@ class TorchBackend:
         idx = seg.rows.view((-1,) + (1,) * (values.dim() - 1)).expand_as(values)
         reduce = {"sum": "sum", "min": "amin", "max": "amax"}[op]
         return out.scatter_reduce(0, idx, values, reduce=reduce, include_self=True)
+
+    def segment_reduce_where(self, op: str, values: Any, mask: Any, seg: Segments, identity: Any) -> Any:
+        """`segment_reduce` of `values` where `mask` holds and `identity` (a scalar or one row) elsewhere."""
+        return self.segment_reduce(op, self.where(expand_to(mask, values), values, identity), seg)
 
     def count(self, mask: Any, seg: Segments) -> Any:
         if mask is None:

@@ -143,12 +143,36 @@ class Hood:
             seg.rows = self.rows
         return self.backend.segment_reduce(op, values, seg)
 
+    def reduce_where(self, op: str, values: Any, mask: Any, identity: Any) -> Any:
+        """Segment reduction of per-link `values` where `mask` holds, `identity` (a scalar or one row) elsewhere."""
+        seg = self.segments
+        if seg.rows is None:
+            seg.rows = self.rows
+        return self.backend.segment_reduce_where(op, values, mask, seg, identity)
+
     def count(self, mask: Any) -> Any:
         """Links per device (only those where `mask` holds, if given)."""
         seg = self.segments
         if mask is not None and seg.rows is None:
             seg.rows = self.rows
         return self.backend.count(mask, seg)
+
+    def first_selected(self, mask: Any) -> tuple[Any, Any]:
+        """For every row: whether a link where `mask` holds arrives there, and the first such link (0 where none)."""
+        be = self.backend
+        if self.n_links < 4096:  # fewer calls: count the selected links of every row
+            indptr, keep = self.selected(mask)
+            has = indptr[1:] > indptr[:-1]
+            return has, keep[be.where(has, indptr[:-1], 0)] if len(keep) else be.zeros((len(has),), np.int64)
+        hits = be.nonzero(mask)
+        rows = self.rows[hits]
+        runs = be.nonzero(rows[1:] != rows[:-1]) + 1  # where a row's selected links begin (after the first row's)
+        lead_rows = be.concat([rows[:1], rows[runs]])
+        has = be.zeros((len(self.indptr) - 1,), bool)
+        has[lead_rows] = True
+        first = be.zeros((len(self.indptr) - 1,), np.int64)
+        first[lead_rows] = be.concat([hits[:1], hits[runs]])
+        return has, first
 
     def selected(self, mask: Any) -> tuple[Any, Any]:
         """The CSR of the links where `mask` holds: (indptr, positions of those links)."""
@@ -472,9 +496,10 @@ class NbrField:
             if hit is not None and hit[0] is links:
                 return hit[1]
         values = self.values
-        if links is not None:
-            values = be.where(expand_to(links, values), values, _identity(op, values, be, strong))
-        out = self.hood.reduce(op, values, links is not None)
+        if links is None:
+            out = self.hood.reduce(op, values, False)
+        else:
+            out = self.hood.reduce_where(op, values, links, _identity(op, values, be, strong))
         if memo is None:
             self._memo = memo = {}
         memo[key] = (links, out)
@@ -544,12 +569,14 @@ class NbrField:
         source, idx = me._source if me._values is None else (me._values, None)
         other = rows_in(otherwise, dom, "pick's otherwise", tuple(source.shape[1:]))
         dtype = be.result_type(source, other)
-        indptr, keep = hood.selected(links) if links is not None else (hood.indptr, be.arange(hood.n_links))
-        has = indptr[1:] > indptr[:-1]
-        if len(keep) == 0:  # nobody has a selected link: otherwise everywhere, with the values' shape
+        if links is None:
+            has = hood.indptr[1:] > hood.indptr[:-1]
+            first = be.where(has, hood.indptr[:-1], 0)  # each device's first link (any link where none is)
+        else:
+            has, first = hood.first_selected(links)
+        if not bool(has.any()):  # nobody has a selected link: otherwise everywhere, with the values' shape
             shape = (len(dom),) + tuple(source.shape[1:])
             return Field(be.cast(be.broadcast_rows(expand_to(other, source), shape), dtype), dom)
-        first = keep[be.where(has, indptr[:-1], 0)]  # each device's first selected link (any link where none is)
         out = be.cast(be.take(source, first if idx is None else idx[first]), dtype)
         none = be.nonzero(~has)
         if len(none):
@@ -613,31 +640,30 @@ class NbrField:
             parts.append(sub.reduce(op, values, links is not None))
         return parts[0] if len(parts) == 1 else be.concat(parts)
 
-    def _arg(self, op: str, include_self: bool, default: Any) -> Field:
-        dom = self.domain
+    def _arg(self, op: str, include_self: bool, default: Any, where: "NbrField | None") -> Field:
+        me, links = self._selected(where)
+        dom = me.domain
         be = dom.backend
-        hood = dom.hood
-        values = self.values
+        values = me.values
         if len(values) and values.ndim != 1:
             raise FieldError(f"arg{op} needs one number per neighbour, got values of shape {tuple(values.shape[1:])}")
-        best = self._reduce(op, include_self, None).values
-        hit = values == dom.on_links(best)
-        if self.mask is not None:
-            hit = hit & self.mask
+        best = me._reduce(op, include_self, None, where).values
+        hit = _and(links, values == dom.on_links(best))
         big = np.iinfo(np.int64).max
-        cand = be.where(hit, hood.neighbours, big)
-        winner = hood.reduce("min", cand, True)
+        winner = dom.hood.reduce_where("min", dom.hood.neighbours, hit, big)  # the lowest id among the best
         if include_self:
-            winner = be.where(self.self_value == best, be.where(dom.ids < winner, dom.ids, winner), winner)
+            winner = be.where(me.self_value == best, be.where(dom.ids < winner, dom.ids, winner), winner)
         return Field(be.where(winner == big, default, winner), dom)
 
-    def argmin(self, include_self: bool = False, default: int = -1) -> Field:
-        """Id of the aligned neighbour (or self if asked) with the least value; ties go to the lowest id."""
-        return self._arg("min", include_self, default)
+    def argmin(self, include_self: bool = False, default: int = -1, where: "NbrField | None" = None) -> Field:
+        """Id of the aligned neighbour (where `where` holds, if given; or self if asked) with the least value; ties
+        go to the lowest id; `default` where there is none."""
+        return self._arg("min", include_self, default, where)
 
-    def argmax(self, include_self: bool = False, default: int = -1) -> Field:
-        """Id of the aligned neighbour (or self if asked) with the greatest value; ties go to the lowest id."""
-        return self._arg("max", include_self, default)
+    def argmax(self, include_self: bool = False, default: int = -1, where: "NbrField | None" = None) -> Field:
+        """Id of the aligned neighbour (where `where` holds, if given; or self if asked) with the greatest value; ties
+        go to the lowest id; `default` where there is none."""
+        return self._arg("max", include_self, default, where)
 
     def __repr__(self) -> str:
         return f"NbrField(self={self.domain.backend.to_numpy(self.self_value)!r}, links={self.hood.n_links})"

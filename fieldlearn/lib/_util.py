@@ -55,11 +55,14 @@ def tree_combine(op: str, a: Any, b: Any) -> Any:
     return tree_unflatten(da, [combine(op, x, y) for x, y in zip(la, lb)])
 
 
-def lex_min(primary: NbrField, secondary: NbrField, default_primary: Any = INF, default_secondary: Any = NO_ID) -> tuple[Field, Field]:
-    """Lexicographic minimum of (primary, secondary) pairs over the neighbours (self excluded)."""
-    best = primary.min(default=default_primary)
-    second = mux(primary == best, secondary, default_secondary).min(default=default_secondary)
-    return best, second
+def lex_min(primary: NbrField, secondary: NbrField, default_primary: Any = INF, default_secondary: Any = NO_ID,
+            where: NbrField | None = None) -> tuple[Field, Field]:
+    """Lexicographic minimum of (primary, secondary) pairs over the neighbours (self excluded; only where `where`
+    holds, if given), and the defaults where there are none. `secondary` must be at most `default_secondary`."""
+    best = primary.min(where=where, default=default_primary)
+    tie = primary == best if where is None else where & (primary == best)
+    second = secondary.min(where=tie, default=None)  # the identity, above default_secondary, where there is no tie
+    return best, mux(second < default_secondary, second, default_secondary)
 
 
 def lex_less(a1: Any, a2: Any, b1: Any, b2: Any) -> Any:
@@ -79,6 +82,6 @@ def uniform_hash(ids: Field, seed: Any = 0) -> Field:
 
 def parent_of(potential_nbrs: NbrField, potential: Any, group_nbrs: NbrField | None = None, group: Any = None) -> Field:
     """The parent rule of collect and broadcast: the neighbour of least potential (lowest id on ties) if lower than one's own, else -1."""
-    lower = potential_nbrs if group_nbrs is None else mux(group_nbrs == group, potential_nbrs, INF)
-    parent = lower.argmin(default=-1)
-    return mux(lower.min(default=INF) < potential, parent, -1)
+    same = None if group_nbrs is None else group_nbrs == group
+    parent = potential_nbrs.argmin(where=same, default=-1)
+    return mux(potential_nbrs.min(where=same, default=INF) < potential, parent, -1)

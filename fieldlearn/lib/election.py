@@ -69,7 +69,7 @@ def sparse_choice(radius: float, priority: Any = None, metric: NbrField | None =
         # competition: the best key offered within radius / 2, ignoring echoes of my own key (a leader keeps
         # its key unless a better one is offered; a follower keeps nothing of its own from round to round)
         reach = (through < half) & (lead_id != me)
-        best_key, best_id = lex_min(mux(reach, lead_key, INF), mux(reach, lead_id, NO_ID))
+        best_key, best_id = lex_min(lead_key, lead_id, where=reach)
         stay = was_leader & lex_less(key, me, best_key, best_id)
         leads = stay | (before > radius)
         d = mux(leads, 0.0, g_dist)

@@ -86,3 +86,31 @@ def test_keep_freed_memory_takes_thresholds_that_mallopt_can_hold():
     import platform
 
     assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")  # it takes effect wherever glibc is the libc
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10**6), st.sampled_from(sorted(OPS)), st.sampled_from([0.0, 0.02, 0.3, 0.7, 1.0]),
+       st.sampled_from(["float64", "int32 strong", "bool"]), st.sampled_from([200, 1500]), st.sampled_from([(), (3,)]))
+def test_segment_reduce_where_is_the_reduction_of_a_mux_with_the_identity(seed, op, density, kind, n_rows, item_shape):
+    # above 4096 links a sparse selection is reduced on its own links only; the result must not show it
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, 9, n_rows)
+    counts[rng.random(n_rows) < 0.1] = 0  # empty rows
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    shape = (indptr[-1],) + item_shape
+    if kind == "bool" or op in ("any", "all"):
+        values = rng.random(shape) < 0.5
+    elif kind == "int32 strong":
+        values = rng.integers(-50, 50, shape).astype(np.int32)
+    else:
+        values = np.round(rng.normal(size=shape), 1)  # ties
+    mask = rng.random(indptr[-1]) < density
+    from fieldlearn.calculus.backend import identity_of
+    ident = identity_of(op, values.dtype)
+    identity = np.full((1,) * values.ndim, ident, dtype=np.int64) if kind == "int32 strong" else ident
+    be = NumpyBackend()
+    seg = be.segments(indptr, be.rows_of(indptr))
+    want = be.segment_reduce(op, np.where(mask.reshape(mask.shape + (1,) * len(item_shape)), values, identity), seg)
+    got = be.segment_reduce_where(op, values, mask, seg, identity)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)

@@ -194,6 +194,31 @@ def test_pick_is_the_selected_neighbours_value_or_otherwise(backend, large):
     np.testing.assert_array_equal(flags, np.stack([vt[t] > 0.5 if t >= 0 else -vt[i] > 0 for i, t in enumerate(target)]))
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("n", [40, 900])
+def test_argmin_and_argmax_where_are_the_best_selected_neighbour_lowest_id_on_ties(backend, n):
+    # 900 devices have over 4096 links: a sparse selection is reduced over its own links only
+    net = Network.random_geometric(n, mean_degree=6, seed=3)
+    rng = np.random.default_rng(3)
+    net.sensors["v"] = rng.integers(0, 4, n).astype(float)  # many ties
+    net.sensors["k"] = rng.integers(0, 5, n)
+
+    def prog():
+        v, sel = nbr(sense("v")), nbr(sense("k")) == 0
+        return (v.argmin(where=sel), v.argmax(where=sel, default=-7), v.argmin(where=sel, include_self=True),
+                v.min(where=sel))
+
+    lo, hi, lo_self, least = (np.asarray(r) for r in run(prog, net, rounds=2, backend=backend).last)
+    v, k = net.sensors["v"], net.sensors["k"]
+    for i, h in enumerate(_per_link_reference(net)):
+        chosen = sorted(int(j) for j in h if k[j] == 0)
+        best = min(chosen, key=lambda j: (v[j], j)) if chosen else -1
+        assert lo[i] == best and hi[i] == (max(chosen, key=lambda j: (v[j], -j)) if chosen else -7)
+        assert least[i] == (v[best] if chosen else INF)
+        with_self = min(chosen + [i], key=lambda j: (v[j], j))
+        assert lo_self[i] == with_self
+
+
 def test_pick_with_nothing_selected_is_otherwise_and_a_constant_otherwise_is_a_mux():
     net = _big_network(n=6, seed=1)
     got = run(lambda: nbr(sense("big")).pick(nbr_ids() < 0, sense("big") * 2.0), net, rounds=1).last
