@@ -1,6 +1,6 @@
 """Self-stabilising building blocks (G, C, S, T, gossip and regions), written only with the public constructs."""
 from ._util import NO_ID
-from .collect import collect, parent_of
+from .collect import collect, parent_of, tree_parent
 from .dwell import dwell_time, mobile_regions
 from .election import Choice, Election, elect_leaders, random_priority, sparse_choice
 from .gossip import gossip_max, gossip_min, replicated_gossip, shared_clock
@@ -13,5 +13,5 @@ __all__ = [
     "decay",
     "distance_between", "distance_to", "distance_to_bis", "dwell_time", "elect_leaders", "gossip_max", "gossip_min",
     "hop_count", "mobile_regions", "parent_of", "random_priority", "regions", "replicated_gossip", "rounds_since", "shared_clock",
-    "sparse_choice", "timer",
+    "sparse_choice", "timer", "tree_parent",
 ]

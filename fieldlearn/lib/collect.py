@@ -5,10 +5,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..calculus import aggregate, mid, minimum, mux, share, tree_flatten, tree_unflatten
+from ..calculus import Field, aggregate, mid, minimum, mux, nbr, share, tree_flatten, tree_unflatten
 from ._util import parent_of, tree_combine, tree_fold
 
-__all__ = ["collect", "parent_of"]
+__all__ = ["collect", "parent_of", "tree_parent"]
 
 Op = Literal["sum", "mean", "min", "max"]
 _OPS = ("sum", "mean", "min", "max")
@@ -16,7 +16,8 @@ _BIG = float(np.finfo(np.float32).max) / 4  # stands in for an infinite potentia
 
 
 @aggregate
-def collect(potential: Any, value: Any, op: Op = "sum", multipath: bool = False, group: Any = None) -> Any:
+def collect(potential: Any, value: Any, op: Op = "sum", multipath: bool = False, group: Any = None,
+            parent: Any = None) -> Any:
     """Aggregate `value` with `op` up `potential` towards its minima: each device holds its part, a minimum the whole.
 
     Single-path (default): a device's parent is its neighbour of least potential (ties to the lowest id) if
@@ -27,23 +28,40 @@ def collect(potential: Any, value: Any, op: Op = "sum", multipath: bool = False,
     sensitive to a changing tree, single-path is exact on integers. `mean` is the sum over the device count.
     `group` (e.g. the leader id of a region) keeps only the links between devices of the same group.
     `value` may be nested; large float values (models) are summed as sparse products. Once `potential` is
-    stable the result is exact after as many rounds as the tree (or DAG) is deep.
+    stable the result is exact after as many rounds as the tree (or DAG) is deep. `parent` (single-path only), if
+    given, is this round's `tree_parent(potential, group)` (e.g. `Region.parent`), so that several collects and
+    broadcasts over one tree find it once; the result is the same.
     """
     if op not in _OPS:
         raise ValueError(f"unknown collect op {op!r}: use one of {', '.join(_OPS)}")
     if op == "mean":
-        total, count = collect(potential, (value, 1.0), "sum", multipath, group)
+        total, count = collect(potential, (value, 1.0), "sum", multipath, group, parent)
         safe = mux(count > 0, count, 1.0)
         leaves, treedef = tree_flatten(total)
         return tree_unflatten(treedef, [leaf / safe for leaf in leaves])
     if multipath:
         return _collect_multi(potential, value, op, group)
-    return _collect_single(potential, value, op, group)
+    return _collect_single(potential, value, op, group, parent)
 
 
-def _collect_single(potential: Any, value: Any, op: str, group: Any) -> Any:
+@aggregate
+def tree_parent(potential: Any, group: Any = None) -> Field:
+    """This round's parent of the device in the tree of `collect` and `broadcast` over `potential` (and `group`):
+    the id of its neighbour of least potential (lowest id on ties, same group only) if lower than its own, else -1."""
+    if group is None:
+        return parent_of(nbr(potential), potential)
+    return parent_of(nbr(potential), potential, nbr(group), group)
+
+
+def _collect_single(potential: Any, value: Any, op: str, group: Any, parent: Any) -> Any:
     keyed = group is not None
     me = mid()
+    if parent is not None:
+        def known(n: tuple) -> tuple:
+            parents, parts = n
+            return parent, tree_combine(op, value, tree_fold(op, parts, parents == me))
+
+        return share((parent, value), known)[-1]
 
     def step(n: tuple) -> tuple:
         if keyed:

@@ -59,15 +59,19 @@ def hop_count(source: Any) -> Field:
 
 
 @aggregate
-def broadcast(potential: Any, value: Any, group: Any = None) -> Any:
+def broadcast(potential: Any, value: Any, group: Any = None, parent: Any = None) -> Any:
     """The `value` of the source at the bottom of `potential`, flowing down it (each device copies its parent's).
 
     The parent of a device is its neighbour of least potential (ties to the lowest id) if that is lower
     than its own; a device with no such neighbour (a source: a local minimum) spreads its own `value`.
     With `group` (e.g. a region's leader id), only neighbours of the same group count, so a value never
     leaks across region borders. `value` may be nested (tuples, dicts of fields). Once `potential` is
-    stable, a device `h` hops down from its source holds the source's value after `h` rounds.
+    stable, a device `h` hops down from its source holds the source's value after `h` rounds. `parent`, if given,
+    is this round's `tree_parent(potential, group)` (e.g. `Region.parent`), found once for several collects and
+    broadcasts over one tree; the result is the same.
     """
+    if parent is not None:
+        return share(value, lambda shared: pick_or(shared, nbr_ids() == parent, value))
     keyed = group is not None
 
     def step(n: tuple) -> tuple:

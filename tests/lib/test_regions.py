@@ -190,3 +190,29 @@ def test_leader_id_never_shows_the_placeholder_of_a_device_without_a_leader():
                 rounds=1).last
     assert shown.tolist() == [0, -1, 2, 3]
     assert (run(lambda: regions(1.5).leader_id, net, rounds=20).last >= 0).all()
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 10**6), st.sampled_from(["sync", "random", "sequential"]))
+def test_the_shared_tree_parent_gives_what_each_helper_finds_alone(seed, schedule):
+    # Region.parent is found once per round (nbr of potential and leader); collect and broadcast given it must
+    # equal their own parent rule, whatever the firing order, also after the network changes under them
+    rng = np.random.default_rng(seed)
+    n = 40
+    first = Network.random_geometric(n, mean_degree=5, seed=seed % 1000)
+    x = rng.normal(size=n)
+    first.sensors["x"] = x
+
+    def prog():
+        r = regions(0.3)
+        alone = Region(r.leader, r.potential, r.is_leader)  # no parent: every helper finds its own
+        v = sense("x")
+        return (r.collect_sum(v), alone.collect_sum(v), r.collect_mean(v, weight=v * v), alone.collect_mean(v, weight=v * v),
+                r.collect_max(v), alone.collect_max(v), r.broadcast(r.collect_sum(1.0)), alone.broadcast(alone.collect_sum(1.0)))
+
+    trace = run(prog, first, rounds=12, schedule=schedule, seed=seed)
+    moved = Network.random_geometric(n, mean_degree=5, seed=seed % 1000 + 1)
+    moved.sensors["x"] = x
+    last = run(prog, moved, rounds=6, schedule=schedule, seed=seed + 1, vm=trace.vm).last
+    for shared, alone in zip(last[0::2], last[1::2]):
+        np.testing.assert_array_equal(np.asarray(shared), np.asarray(alone))
