@@ -71,7 +71,8 @@ def broadcast(potential: Any, value: Any, group: Any = None, parent: Any = None)
     broadcasts over one tree; the result is the same.
     """
     if parent is not None:
-        return share(value, lambda shared: pick_or(shared, nbr_ids() == parent, value))
+        # a 1-tuple: a callable value (a model field) must not read as a lazy init
+        return share((value,), lambda n: (pick_or(n[0], nbr_ids() == parent, value),))[0]
     keyed = group is not None
 
     def step(n: tuple) -> tuple:
