@@ -24,7 +24,7 @@ from .deployments import PLACEMENTS, Placement
 from .mobility import MOBILITY, MobilityInputs, PopulationModel
 from .regions import Regions
 from .inputs import LivePlan, ReplayPlan
-from .traces import TimeMap
+from .traces import TimeMap, TraceReplay
 
 __all__ = ["ReplayMobility", "LiveMobility"]
 
@@ -48,9 +48,10 @@ class ReplayMobility(PopulationModel):
         plan = inputs.source
         if not isinstance(plan, ReplayPlan) or plan.count != len(self.ids):
             raise ValueError("replayed vehicles are built from their deployment's ReplayPlan (LoadedScenario.vehicles)")
-        self.trace, self.timemap = plan.trace, plan.timemap
-        self.arrive = np.asarray(self.timemap.sim_time(self.trace.first), dtype=np.float64)
-        self.depart = np.asarray(self.timemap.sim_time(self.trace.last), dtype=np.float64)
+        replay = TraceReplay(plan.trace, plan.timemap)
+        self.trace, self.timemap = replay.trace, replay.timemap
+        self.arrive = np.asarray(replay.joins, dtype=np.float64)
+        self.depart = np.asarray(replay.leaves, dtype=np.float64)
         self.changes = np.unique(np.concatenate([self.arrive, self.depart]))
         self.inside = np.zeros(len(self.ids), dtype=bool)
         # the samples in time order: at a sample instant where every present vehicle has a sample (SUMO's FCD: every
