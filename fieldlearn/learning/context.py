@@ -115,6 +115,7 @@ class LearningContext:
         self.has_model: dict[str, np.ndarray] = {}
         self._borrowed: set[str] = set()  # names whose recorded models are a round's own tensors, not a copy
         self.history: list[Evaluation] = []
+        self._history_rows: tuple[list[np.ndarray], int, Evaluation] | None = None  # history_arrays': rows filled
         self.stores: dict[str, ReplayStore] = {}
         self.arrivals: list[tuple[int, int, int]] = []  # (mobile device, round it was first seen there, region)
         self._seen_region = np.full(self.n_devices, -2, dtype=np.int64)
@@ -260,6 +261,30 @@ class LearningContext:
                         self.eval_sets.lengths().astype(np.float64))
         self.history.append(ev)
         return ev
+
+    def history_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The history as arrays: accuracy `[evaluations, devices, regions]`, region and mobile `[evaluations,
+        devices]`. The arrays grow as evaluations are added (room doubling), so a reading every evaluation costs
+        what the new rows cost, not a stack of the whole history."""
+        h = self.history
+        if not h:
+            return (np.zeros((0, self.n_devices, len(self.region_names))), np.zeros((0, self.n_devices), np.int64),
+                    np.zeros((0, self.n_devices), bool))
+        first = (h[0].accuracy, h[0].region, h[0].mobile)
+        bufs, done = [], 0
+        if self._history_rows is not None:
+            bufs, done, last = self._history_rows
+            if not (done <= len(h) and h[done - 1] is last and bufs[0].shape[1:] == first[0].shape):
+                bufs, done = [], 0  # not the history these rows were filled from
+        if not bufs or len(bufs[0]) < len(h):
+            grown = [np.empty((max(8, 2 * len(h)),) + a.shape, a.dtype) for a in first]
+            for new, old in zip(grown, bufs):
+                new[:done] = old[:done]
+            bufs = grown
+        for i in range(done, len(h)):
+            bufs[0][i], bufs[1][i], bufs[2][i] = h[i].accuracy, h[i].region, h[i].mobile
+        self._history_rows = (bufs, len(h), h[-1])
+        return bufs[0][: len(h)], bufs[1][: len(h)], bufs[2][: len(h)]
 
     def table(self, devices: Any = None) -> tuple[list[str], list[list[Any]]]:
         """The history as rows `round, cacc, static_accuracy, d<id>.<region>...` for the selected (default: mobile)

@@ -64,7 +64,7 @@ def _adaptation(ctx: LearningContext, now: Moment) -> dict[str, float]:
     if not ctx.history:
         return {**out, "reached_90": 0.0}
     rounds = np.array([ev.round for ev in ctx.history])
-    acc, where, mobile = _stacked(ctx)
+    acc, where, mobile = ctx.history_arrays()
     first = np.searchsorted(rounds, arrived)  # the first evaluation at or after each arrival
     for k in (1, 3, 5):
         at = first + k - 1
@@ -92,12 +92,6 @@ def _adaptation(ctx: LearningContext, now: Moment) -> dict[str, float]:
     return out
 
 
-def _stacked(ctx: LearningContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The history as arrays: accuracy `[evaluations, devices, regions]`, region and mobile `[evaluations, devices]`."""
-    h = ctx.history
-    return (np.stack([ev.accuracy for ev in h]), np.stack([ev.region for ev in h]), np.stack([ev.mobile for ev in h]))
-
-
 def _forgetting(ctx: LearningContext, now: Moment) -> dict[str, float]:
     """Per region, over the movers not in it now: their best past accuracy on it minus their current one; and `bwt`,
     the backward transfer: current accuracy on each region a mover has left minus its accuracy there at the last
@@ -106,7 +100,7 @@ def _forgetting(ctx: LearningContext, now: Moment) -> dict[str, float]:
     names = ctx.region_names
     if ev is None or len(ctx.history) < 2:
         return {**{r: math.nan for r in names}, "bwt": math.nan}
-    acc, where, _ = _stacked(ctx)
+    acc, where, _ = ctx.history_arrays()
     movers = np.flatnonzero(ev.mobile)
     out = {}
     for k, name in enumerate(names):

@@ -78,3 +78,27 @@ def test_the_public_code_data_protocol_13_parts_a_shared_spare_and_fixed_subsets
     assert first.equals(later)
     assert first.row(2).tolist() == sorted(ctx.data.parts.row(13 + 12).tolist())
     assert first.row(5).tolist() == sorted(ctx.data.parts.row(12).tolist())
+
+
+def test_history_arrays_are_the_stacked_history_as_it_grows():
+    ctx = LearningContext({"dataset": "digits", "model": {"hidden": [4]}, "eval_samples": 5}, n_devices=3,
+                          region_names=["a", "b"], initial_region=[0, 1, 1], mobile=[True, False, True])
+    acc, where, mobile = ctx.history_arrays()
+    assert acc.shape == (0, 3, 2) and where.shape == (0, 3) and mobile.shape == (0, 3)
+    models = ctx.initial_models(np.arange(3))
+    ctx.record_rows(np.arange(3), models)
+    before = None
+    for r in range(1, 20):  # past the first room of 8 rows, read after some evaluations and not after others
+        ctx.evaluation(r, float(r), np.array([r % 2, 1, (r // 3) % 2]))
+        if r % 3 and r != 19:
+            continue
+        acc, where, mobile = ctx.history_arrays()
+        h = ctx.history
+        np.testing.assert_array_equal(acc, np.stack([ev.accuracy for ev in h]))
+        np.testing.assert_array_equal(where, np.stack([ev.region for ev in h]))
+        np.testing.assert_array_equal(mobile, np.stack([ev.mobile for ev in h]))
+        if before is not None:  # rows handed out earlier keep their values
+            np.testing.assert_array_equal(before, where[: len(before)])
+        before = where.copy()
+    ctx.history = ctx.history[:4]  # a history that is not the one the rows came from is stacked again
+    np.testing.assert_array_equal(ctx.history_arrays()[1], np.stack([ev.region for ev in ctx.history]))
