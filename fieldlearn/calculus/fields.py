@@ -516,10 +516,22 @@ class NbrField:
             out = _with_default(out, default, op, links, me.hood, be)
         return Field(out, dom)
 
-    def sum(self, include_self: bool = False, default: Any = 0, where: "NbrField | None" = None) -> Field:
+    def sum(self, include_self: bool = False, default: Any = 0, where: "NbrField | None" = None,
+            initial: Any = None) -> Field:
         """Sum over aligned neighbours (those where `where` holds, if given; and the device itself if asked);
-        `default` where there are none. Large values (models) are summed as one sparse product."""
-        return self._reduce("sum", include_self, default, where)
+        `default` where there are none; plus `initial` (a field or a number, as numpy's `initial`) if given. Large
+        values (models) are summed as one sparse product, and `initial` is added into that product's own array:
+        the same values as `initial + sum`, without another array the size of every device's values."""
+        total = self._reduce("sum", include_self, default, where)
+        if initial is None:
+            return total
+        if isinstance(initial, Field) and self._large_source() is not None:  # the product is this call's own array
+            out, add = total.values, initial.project(total.domain).values
+            be = total.domain.backend
+            if tuple(out.shape) == tuple(add.shape) and be.result_type(out, add) == out.dtype:
+                out += add
+                return total
+        return initial + total
 
     def min(self, include_self: bool = False, default: Any = float("inf"), where: "NbrField | None" = None) -> Field:
         """Minimum over aligned neighbours (where `where` holds; and self if asked); `default` where there are none

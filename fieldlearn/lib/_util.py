@@ -27,6 +27,18 @@ def tree_fold(op: str, tree: Any, sel: NbrField) -> Any:
     return tree_unflatten(treedef, [fold(op, leaf, sel) for leaf in leaves])
 
 
+def tree_fold_onto(op: str, value: Any, parts: Any, sel: NbrField) -> Any:
+    """`combine(op, value, fold(op, parts, sel))` leaf by leaf (collect's step); a sum of numbers adds `value` into
+    the neighbours' sum (`NbrField.sum(initial=)`: for models, no second array the size of all of them)."""
+    lv, dv = tree_flatten(value)
+    lp, dp = tree_flatten(parts)  # the neighbours' tree may be another node type of the same leaves
+    if len(lv) != len(lp):
+        raise TypeError(f"values of different structures: {dv} and {dp}")
+    out = [p.sum(where=sel, default=None, initial=v) if op == "sum" and p.kind != "b" else combine(op, v, fold(op, p, sel))
+           for v, p in zip(lv, lp)]
+    return tree_unflatten(dv, out)
+
+
 def pick_or(tree: Any, sel: NbrField, otherwise: Any) -> Any:
     """Leaf by leaf, the value of the (at most one) neighbour where `sel` holds, and `otherwise`'s where it holds
     for none (`NbrField.pick`: one gather)."""

@@ -6,7 +6,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..calculus import Field, aggregate, mid, minimum, mux, nbr, share, tree_flatten, tree_unflatten
-from ._util import parent_of, tree_combine, tree_fold
+from ._util import parent_of, tree_combine, tree_fold, tree_fold_onto
 
 __all__ = ["collect", "parent_of", "tree_parent"]
 
@@ -59,7 +59,7 @@ def _collect_single(potential: Any, value: Any, op: str, group: Any, parent: Any
     if parent is not None:
         def known(n: tuple) -> tuple:
             parents, parts = n
-            return parent, tree_combine(op, value, tree_fold(op, parts, parents == me))
+            return parent, tree_fold_onto(op, value, parts, parents == me)
 
         return share((parent, value), known)[-1]
 
@@ -70,7 +70,7 @@ def _collect_single(potential: Any, value: Any, op: str, group: Any, parent: Any
         else:
             pot, parents, parts = n
             parent = parent_of(pot, potential)
-        result = tree_combine(op, value, tree_fold(op, parts, parents == me))
+        result = tree_fold_onto(op, value, parts, parents == me)
         return (potential, group, parent, result) if keyed else (potential, parent, result)
 
     init = (potential, group, -1, value) if keyed else (potential, -1, value)

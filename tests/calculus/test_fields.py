@@ -171,6 +171,31 @@ def test_where_selects_the_neighbours_a_reduction_runs_over():
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 @pytest.mark.parametrize("large", [False, True])
+def test_sum_with_initial_is_initial_plus_the_sum_bit_for_bit(backend, large):
+    # for large values initial is added into the sparse product's own array; the values must be those of initial + sum
+    net = _big_network(n=30, seed=5)
+    net.sensors["v"] = net.sensors["big"] if large else net.sensors["w"]
+    net.sensors["own"] = net.sensors["v"] * 3.0
+
+    def prog():
+        v, sel = nbr(sense("v")), nbr_ids() < mid()
+        own = sense("own")
+        return (v.sum(where=sel, default=None, initial=own), own + v.sum(where=sel, default=None),
+                v.sum(initial=own), own + v.sum(), v.sum(where=sel, initial=2.0), 2.0 + v.sum(where=sel), own)
+
+    fused, plain, fused_all, plain_all, const, const_plain, own = (
+        np.asarray(r) for r in run(prog, net, rounds=2, backend=backend).last)
+    np.testing.assert_array_equal(fused, plain)
+    np.testing.assert_array_equal(fused_all, plain_all)
+    np.testing.assert_array_equal(const, const_plain)
+    v = net.sensors["v"].astype(fused.dtype)
+    want = np.stack([own[i] + sum((v[j] for j in h if j < i), np.zeros_like(v[0]))
+                     for i, h in enumerate(_per_link_reference(net))])
+    np.testing.assert_allclose(fused, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("large", [False, True])
 def test_pick_is_the_selected_neighbours_value_or_otherwise(backend, large):
     net = _big_network(n=30, seed=7)
     rng = np.random.default_rng(7)
