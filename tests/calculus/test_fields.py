@@ -244,6 +244,21 @@ def test_argmin_and_argmax_where_are_the_best_selected_neighbour_lowest_id_on_ti
         assert lo_self[i] == with_self
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_pick_over_thousands_of_links_takes_each_devices_first_selected_link(backend):
+    # above 4096 links the first selected link of every device is found from the selected links alone
+    net = Network.random_geometric(900, mean_degree=8, seed=2)
+    rng = np.random.default_rng(0)
+    net.sensors["v"] = rng.normal(size=(900, 3))
+    net.sensors["t"] = rng.integers(0, 900, 900)
+    assert net.graph.n_links > 4096
+    got = np.asarray(run(lambda: nbr(sense("v")).pick(nbr_ids() > sense("t"), sense("v") * 2.0), net, rounds=2,
+                         backend=backend).last)
+    v, t = net.sensors["v"], net.sensors["t"]
+    want = np.stack([next((v[j] for j in h if j > t[i]), v[i] * 2.0) for i, h in enumerate(_per_link_reference(net))])
+    np.testing.assert_allclose(got, want.astype(got.dtype), rtol=0, atol=0)
+
+
 def test_pick_with_nothing_selected_is_otherwise_and_a_constant_otherwise_is_a_mux():
     net = _big_network(n=6, seed=1)
     got = run(lambda: nbr(sense("big")).pick(nbr_ids() < 0, sense("big") * 2.0), net, rounds=1).last
