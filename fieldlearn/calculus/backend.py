@@ -102,6 +102,10 @@ _AS_INTEGERS = {np.dtype(np.float64): (np.uint64, np.int64, np.float64(np.inf).v
                 np.dtype(np.float32): (np.uint32, np.int32, np.float32(np.inf).view(np.uint32))}
 
 
+#: Python scalars and the dtype np.full gives them (np.asarray(value).dtype), for NumpyBackend.full's fast path.
+_PLAIN_SCALARS = {float: np.dtype(np.float64), int: np.dtype(np.int64), bool: np.dtype(np.bool_)}
+
+
 def _reduceat(ufunc: Any, op: str, values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """`ufunc.reduceat` over the rows starting at `starts`. The min or max of floats that are all >= +0.0 and <= +inf
     (no NaN, no negative, no -0.0) is taken on their bits as integers, which order the same way and reduce about
@@ -133,9 +137,14 @@ class NumpyBackend:
         return np.arange(n, dtype=np.int64)
 
     def nonzero(self, mask: np.ndarray) -> np.ndarray:
-        return np.flatnonzero(mask)
+        return mask.nonzero()[0] if type(mask) is np.ndarray and mask.ndim == 1 else np.flatnonzero(mask)
 
     def full(self, shape: tuple, value: Any, dtype: Any = None) -> np.ndarray:
+        kind = type(value)  # np.full's own Python-level work costs more than a small array's fill
+        if kind in _PLAIN_SCALARS and (kind is not int or -2**63 <= value < 2**63):
+            out = np.empty(shape, dtype=_PLAIN_SCALARS[kind] if dtype is None else dtype)
+            out.fill(value)
+            return out
         return np.full(shape, value, dtype=dtype)
 
     def zeros(self, shape: tuple, dtype: Any) -> np.ndarray:
@@ -172,7 +181,7 @@ class NumpyBackend:
 
     def take(self, src: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """Rows `idx` of `src` (a gather)."""
-        return src[idx] if src.ndim > 1 else np.take(src, idx)
+        return src[idx] if src.ndim > 1 else src.take(idx)
 
     def head_copy(self, src: np.ndarray, n: int) -> np.ndarray:
         """A copy of the first `n` rows (what gathering the ids 0..n-1 gives)."""
@@ -214,11 +223,11 @@ class NumpyBackend:
         if op in ("any", "all"):
             values = values.astype(bool, copy=False)
         if len(values) == 0:
-            return np.full((n_rows,) + values.shape[1:], identity_of(op, values.dtype), dtype=values.dtype)
+            return self.full((n_rows,) + values.shape[1:], identity_of(op, values.dtype), dtype=values.dtype)
         if not seg.has_empty:
             return _reduceat(ufunc, op, values, seg.starts)
         # reduceat needs strictly increasing starts: reduce the non-empty rows, give the others the identity
-        out = np.full((n_rows,) + values.shape[1:], identity_of(op, values.dtype), dtype=values.dtype)
+        out = self.full((n_rows,) + values.shape[1:], identity_of(op, values.dtype), dtype=values.dtype)
         out[seg.nonempty] = _reduceat(ufunc, op, values, seg.starts)
         return out
 
@@ -229,7 +238,7 @@ class NumpyBackend:
         the same result bit for bit, without a pass over the others."""
         # only for min, max, any and all: numpy sums a long row in several interleaved partial sums, so dropping the
         # zeros of the unselected links could change the last bit; below a few thousand links the extra calls cost more
-        hits = np.flatnonzero(mask) if op != "sum" and len(mask) >= 4096 else mask
+        hits = self.nonzero(mask) if op != "sum" and len(mask) >= 4096 else mask
         if 2 * len(hits) > len(mask):
             return self.segment_reduce(op, np.where(expand_to(mask, values), values, identity), seg)
         dtype = np.bool_ if op in ("any", "all") else np.result_type(values, identity)
@@ -238,7 +247,7 @@ class NumpyBackend:
             out[seg.empty] = identity_of(op, dtype)  # rows without links, as segment_reduce gives them
         if len(hits):
             rows = seg.rows[hits]
-            first = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
+            first = np.concatenate(([True], rows[1:] != rows[:-1])).nonzero()[0]
             out[rows[first]] = _reduceat(_REDUCERS[op], op, values[hits].astype(dtype, copy=False), first)
         return out
 
