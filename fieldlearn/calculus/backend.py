@@ -102,6 +102,9 @@ _AS_INTEGERS = {np.dtype(np.float64): (np.uint64, np.int64, np.float64(np.inf).v
                 np.dtype(np.float32): (np.uint32, np.int32, np.float32(np.inf).view(np.uint32))}
 
 
+#: Below this many entries (links, mostly) the fast paths' extra calls cost more than they save.
+FAST_PATH_MIN_ENTRIES = 4096
+
 #: Python scalars and the dtype np.full gives them (np.asarray(value).dtype), for NumpyBackend.full's fast path.
 _PLAIN_SCALARS = {float: np.dtype(np.float64), int: np.dtype(np.int64), bool: np.dtype(np.bool_)}
 
@@ -110,7 +113,7 @@ def _reduceat(ufunc: Any, op: str, values: np.ndarray, starts: np.ndarray) -> np
     """`ufunc.reduceat` over the rows starting at `starts`. The min or max of floats that are all >= +0.0 and <= +inf
     (no NaN, no negative, no -0.0) is taken on their bits as integers, which order the same way and reduce about
     twice as fast (no NaN handling); the result is bit for bit the same element."""
-    if op in ("min", "max") and len(values) >= 4096 and values.dtype in _AS_INTEGERS:  # below: the check costs more
+    if op in ("min", "max") and len(values) >= FAST_PATH_MIN_ENTRIES and values.dtype in _AS_INTEGERS:
         unsigned, signed, inf_bits = _AS_INTEGERS[values.dtype]
         if bool((values.view(unsigned) <= inf_bits).all()):
             return ufunc.reduceat(values.view(signed), starts, axis=0).view(values.dtype)
@@ -237,8 +240,8 @@ class NumpyBackend:
         max, any or all with up to half of a few thousand or more links selected, only those are gathered and reduced:
         the same result bit for bit, without a pass over the others."""
         # only for min, max, any and all: numpy sums a long row in several interleaved partial sums, so dropping the
-        # zeros of the unselected links could change the last bit; below a few thousand links the extra calls cost more
-        hits = self.nonzero(mask) if op != "sum" and len(mask) >= 4096 else mask
+        # zeros of the unselected links could change the last bit
+        hits = self.nonzero(mask) if op != "sum" and len(mask) >= FAST_PATH_MIN_ENTRIES else mask
         if 2 * len(hits) > len(mask):
             return self.segment_reduce(op, np.where(expand_to(mask, values), values, identity), seg)
         dtype = np.bool_ if op in ("any", "all") else np.result_type(values, identity)
@@ -247,9 +250,15 @@ class NumpyBackend:
             out[seg.empty] = identity_of(op, dtype)  # rows without links, as segment_reduce gives them
         if len(hits):
             rows = seg.rows[hits]
-            first = np.concatenate(([True], rows[1:] != rows[:-1])).nonzero()[0]
+            first = self.run_starts(rows)
             out[rows[first]] = _reduceat(_REDUCERS[op], op, values[hits].astype(dtype, copy=False), first)
         return out
+
+    def run_starts(self, rows: np.ndarray) -> np.ndarray:
+        """Where each run of equal values of the sorted `rows` begins."""
+        if len(rows) == 0:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate(([True], rows[1:] != rows[:-1])).nonzero()[0]
 
     def count(self, mask: np.ndarray | None, seg: Segments) -> np.ndarray:
         if mask is None:
@@ -419,6 +428,14 @@ class TorchBackend:
     def segment_reduce_where(self, op: str, values: Any, mask: Any, seg: Segments, identity: Any) -> Any:
         """`segment_reduce` of `values` where `mask` holds and `identity` (a scalar or one row) elsewhere."""
         return self.segment_reduce(op, self.where(expand_to(mask, values), values, identity), seg)
+
+    def run_starts(self, rows: Any) -> Any:
+        """Where each run of equal values of the sorted `rows` begins."""
+        torch = self.torch
+        if len(rows) == 0:
+            return torch.zeros(0, dtype=torch.int64, device=self.device)
+        head = torch.ones(1, dtype=torch.bool, device=self.device)
+        return torch.nonzero(torch.cat([head, rows[1:] != rows[:-1]]), as_tuple=True)[0]
 
     def count(self, mask: Any, seg: Segments) -> Any:
         if mask is None:

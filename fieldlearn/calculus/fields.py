@@ -12,7 +12,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .backend import dtype_kind, expand_to, identity_of, is_large, is_torch, row_size, trailing_aligned
+from .backend import (FAST_PATH_MIN_ENTRIES, dtype_kind, expand_to, identity_of, is_large, is_torch, row_size,
+                      trailing_aligned)
 from .paths import Path, format_path
 
 #: Most bytes of large values a reduction that cannot be a sparse product (min, max, any, all) gathers at once.
@@ -160,18 +161,17 @@ class Hood:
     def first_selected(self, mask: Any) -> tuple[Any, Any]:
         """For every row: whether a link where `mask` holds arrives there, and the first such link (0 where none)."""
         be = self.backend
-        if self.n_links < 4096:  # fewer calls: count the selected links of every row
+        if self.n_links < FAST_PATH_MIN_ENTRIES:  # fewer calls: count the selected links of every row
             indptr, keep = self.selected(mask)
             has = indptr[1:] > indptr[:-1]
             return has, keep[be.where(has, indptr[:-1], 0)] if len(keep) else be.zeros((len(has),), np.int64)
         hits = be.nonzero(mask)
         rows = self.rows[hits]
-        runs = be.nonzero(rows[1:] != rows[:-1]) + 1  # where a row's selected links begin (after the first row's)
-        lead_rows = be.concat([rows[:1], rows[runs]])
+        starts = be.run_starts(rows)  # each row's first selected link, among the selected ones
         has = be.zeros((len(self.indptr) - 1,), bool)
-        has[lead_rows] = True
+        has[rows[starts]] = True
         first = be.zeros((len(self.indptr) - 1,), np.int64)
-        first[lead_rows] = be.concat([hits[:1], hits[runs]])
+        first[rows[starts]] = hits[starts]
         return has, first
 
     def selected(self, mask: Any) -> tuple[Any, Any]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..calculus import Field, NbrField, mux, tree_flatten, tree_unflatten
+from ..calculus import Field, NbrField, aggregate, mux, nbr, tree_flatten, tree_unflatten
 
 INF = float("inf")
 NO_ID = 2**62  # "no device": larger than any device id, so it loses every lowest-id tie-break
@@ -27,13 +27,20 @@ def tree_fold(op: str, tree: Any, sel: NbrField) -> Any:
     return tree_unflatten(treedef, [fold(op, leaf, sel) for leaf in leaves])
 
 
+def paired_leaves(value: Any, nbrs: Any) -> tuple[list, list, Any]:
+    """The leaves of a value and of the neighbour fields of its structure (the neighbours' tree may be another node
+    type of the same leaves), and the value's structure to rebuild the result in."""
+    lv, dv = tree_flatten(value)
+    ln, dn = tree_flatten(nbrs)
+    if len(lv) != len(ln):
+        raise TypeError(f"values of different structures: {dv} and {dn}")
+    return lv, ln, dv
+
+
 def tree_fold_onto(op: str, value: Any, parts: Any, sel: NbrField) -> Any:
     """`combine(op, value, fold(op, parts, sel))` leaf by leaf (collect's step); a sum of numbers adds `value` into
     the neighbours' sum (`NbrField.sum(initial=)`: for models, no second array the size of all of them)."""
-    lv, dv = tree_flatten(value)
-    lp, dp = tree_flatten(parts)  # the neighbours' tree may be another node type of the same leaves
-    if len(lv) != len(lp):
-        raise TypeError(f"values of different structures: {dv} and {dp}")
+    lv, lp, dv = paired_leaves(value, parts)
     out = [p.sum(where=sel, default=None, initial=v) if op == "sum" and p.kind != "b" else combine(op, v, fold(op, p, sel))
            for v, p in zip(lv, lp)]
     return tree_unflatten(dv, out)
@@ -42,10 +49,7 @@ def tree_fold_onto(op: str, value: Any, parts: Any, sel: NbrField) -> Any:
 def pick_or(tree: Any, sel: NbrField, otherwise: Any) -> Any:
     """Leaf by leaf, the value of the (at most one) neighbour where `sel` holds, and `otherwise`'s where it holds
     for none (`NbrField.pick`: one gather)."""
-    leaves, treedef = tree_flatten(tree)
-    others, other_def = tree_flatten(otherwise)  # the neighbours' tree may be another node type of the same leaves
-    if len(leaves) != len(others):
-        raise TypeError(f"values of different structures: {treedef} and {other_def}")
+    others, leaves, other_def = paired_leaves(otherwise, tree)
     return tree_unflatten(other_def, [leaf.pick(sel, other) for leaf, other in zip(leaves, others)])
 
 
@@ -97,3 +101,10 @@ def parent_of(potential_nbrs: NbrField, potential: Any, group_nbrs: NbrField | N
     same = None if group_nbrs is None else group_nbrs == group
     parent = potential_nbrs.argmin(where=same, default=-1)
     return mux(potential_nbrs.min(where=same, default=INF) < potential, parent, -1)
+
+
+@aggregate
+def tree_parent(potential: Any, group: Any = None) -> Field:
+    """This round's parent of the device in the tree of `collect` and `broadcast` over `potential` (and `group`):
+    the id of its neighbour of least potential (lowest id on ties, same group only) if lower than its own, else -1."""
+    return parent_of(nbr(potential), potential, None if group is None else nbr(group), group)

@@ -5,8 +5,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..calculus import Field, aggregate, mid, minimum, mux, nbr, share, tree_flatten, tree_unflatten
-from ._util import parent_of, tree_combine, tree_fold, tree_fold_onto
+from ..calculus import aggregate, mid, minimum, mux, share, tree_flatten, tree_unflatten
+from ._util import parent_of, tree_combine, tree_fold, tree_fold_onto, tree_parent
 
 __all__ = ["collect", "parent_of", "tree_parent"]
 
@@ -28,9 +28,9 @@ def collect(potential: Any, value: Any, op: Op = "sum", multipath: bool = False,
     sensitive to a changing tree, single-path is exact on integers. `mean` is the sum over the device count.
     `group` (e.g. the leader id of a region) keeps only the links between devices of the same group.
     `value` may be nested; large float values (models) are summed as sparse products. Once `potential` is
-    stable the result is exact after as many rounds as the tree (or DAG) is deep. `parent` (single-path only), if
-    given, is this round's `tree_parent(potential, group)` (e.g. `Region.parent`), so that several collects and
-    broadcasts over one tree find it once; the result is the same.
+    stable the result is exact after as many rounds as the tree (or DAG) is deep. Single-path collects find the
+    parent with `tree_parent(potential, group)`; `parent`, if given, is that field (e.g. `Region.parent`), so that
+    several collects and broadcasts over one tree find it once.
     """
     if op not in _OPS:
         raise ValueError(f"unknown collect op {op!r}: use one of {', '.join(_OPS)}")
@@ -44,37 +44,15 @@ def collect(potential: Any, value: Any, op: Op = "sum", multipath: bool = False,
     return _collect_single(potential, value, op, group, parent)
 
 
-@aggregate
-def tree_parent(potential: Any, group: Any = None) -> Field:
-    """This round's parent of the device in the tree of `collect` and `broadcast` over `potential` (and `group`):
-    the id of its neighbour of least potential (lowest id on ties, same group only) if lower than its own, else -1."""
-    if group is None:
-        return parent_of(nbr(potential), potential)
-    return parent_of(nbr(potential), potential, nbr(group), group)
-
-
 def _collect_single(potential: Any, value: Any, op: str, group: Any, parent: Any) -> Any:
-    keyed = group is not None
     me = mid()
-    if parent is not None:
-        def known(n: tuple) -> tuple:
-            parents, parts = n
-            return parent, tree_fold_onto(op, value, parts, parents == me)
-
-        return share((parent, value), known)[-1]
+    parent = tree_parent(potential, group) if parent is None else parent
 
     def step(n: tuple) -> tuple:
-        if keyed:
-            pot, grp, parents, parts = n
-            parent = parent_of(pot, potential, grp, group)
-        else:
-            pot, parents, parts = n
-            parent = parent_of(pot, potential)
-        result = tree_fold_onto(op, value, parts, parents == me)
-        return (potential, group, parent, result) if keyed else (potential, parent, result)
+        parents, parts = n
+        return parent, tree_fold_onto(op, value, parts, parents == me)
 
-    init = (potential, group, -1, value) if keyed else (potential, -1, value)
-    return share(init, step)[-1]
+    return share((parent, value), step)[-1]
 
 
 def _collect_multi(potential: Any, value: Any, op: str, group: Any) -> Any:

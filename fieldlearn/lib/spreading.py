@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..calculus import Field, NbrField, aggregate, distances, mux, nbr_ids, share
-from ._util import INF, lex_min, parent_of, pick_or
+from ._util import INF, lex_min, pick_or, tree_parent
 
 __all__ = ["broadcast", "channel", "distance_between", "distance_to", "distance_to_bis", "hop_count"]
 
@@ -66,27 +66,13 @@ def broadcast(potential: Any, value: Any, group: Any = None, parent: Any = None)
     than its own; a device with no such neighbour (a source: a local minimum) spreads its own `value`.
     With `group` (e.g. a region's leader id), only neighbours of the same group count, so a value never
     leaks across region borders. `value` may be nested (tuples, dicts of fields). Once `potential` is
-    stable, a device `h` hops down from its source holds the source's value after `h` rounds. `parent`, if given,
-    is this round's `tree_parent(potential, group)` (e.g. `Region.parent`), found once for several collects and
-    broadcasts over one tree; the result is the same.
+    stable, a device `h` hops down from its source holds the source's value after `h` rounds. The parent is
+    `tree_parent(potential, group)`; `parent`, if given, is that field (e.g. `Region.parent`), found once for
+    several collects and broadcasts over one tree.
     """
-    if parent is not None:
-        # a 1-tuple: a callable value (a model field) must not read as a lazy init
-        return share((value,), lambda n: (pick_or(n[0], nbr_ids() == parent, value),))[0]
-    keyed = group is not None
-
-    def step(n: tuple) -> tuple:
-        if keyed:
-            pot, grp, shared = n
-            parent = parent_of(pot, potential, grp, group)
-        else:
-            pot, shared = n
-            parent = parent_of(pot, potential)
-        out = pick_or(shared, nbr_ids() == parent, value)
-        return (potential, group, out) if keyed else (potential, out)
-
-    init = (potential, group, value) if keyed else (potential, value)
-    return share(init, step)[-1]
+    parent = tree_parent(potential, group) if parent is None else parent
+    # a 1-tuple: a callable value (a model field) must not read as a lazy init
+    return share((value,), lambda n: (pick_or(n[0], nbr_ids() == parent, value),))[0]
 
 
 @aggregate
