@@ -4,6 +4,7 @@
     python benchmarks/c2fl_scale.py --sizes 48,1024 --rounds 3
     python benchmarks/c2fl_scale.py --sizes 1024 --links clique --threads 2 --allocator both
     python benchmarks/c2fl_scale.py --check-slow-path 120  # 48 devices with and without the stacked linear layers
+    python benchmarks/c2fl_scale.py --sizes 1024 --links clique --eval-precision both  # float32 and bfloat16 CAcc
 
 The configuration is `scenarios/c2fl-fashion.yaml` (Fashion-MNIST 28x28, MLP 784-128-10, 20 samples per round, 300
 replayed per mover, two epochs and the post-merge pass) with every area scaled up: 4 areas of D devices each, a
@@ -66,7 +67,8 @@ def scaled(per_area: int, sparse: bool) -> dict:
     return data
 
 
-def child(per_area: int, sparse: bool, rounds: int, start: int, keep: bool = True, threads: int = 1) -> dict:
+def child(per_area: int, sparse: bool, rounds: int, start: int, keep: bool = True, threads: int = 1,
+          bfloat16: bool = False) -> dict:
     """One size in this process: time `rounds` rounds from round `start` on (after the first move, when movers
     replay their memories), profile the blocks, read the peak RSS."""
     import torch
@@ -83,6 +85,7 @@ def child(per_area: int, sparse: bool, rounds: int, start: int, keep: bool = Tru
     data["learning"]["threads"] = threads  # the simulator sets torch's threads from the learning block
     data["duration"] = {"rounds": start + rounds}
     data["learning"]["eval_every"] = 1  # evaluate after every timed round, to time it
+    data["learning"]["eval_precision"] = "bfloat16" if bfloat16 else "float32"
     engine = Engine(resolve_scenario(data, SCENARIO.parent, name="c2fl-scale"))
     recorder = Recorder(engine)
     engine.run(until=float(start))
@@ -99,7 +102,7 @@ def child(per_area: int, sparse: bool, rounds: int, start: int, keep: bool = Tru
         blocks[label] = sum(v[3] for k, v in stats.stats.items() if k[2] == name) / rounds
     links = engine.graph.n_links
     return {"devices": engine.capacity, "links": links, "round_s": total / rounds, "wall_s": wall / rounds,
-            "threads": threads, **blocks,
+            "threads": threads, "eval_precision": data["learning"]["eval_precision"], **blocks,
             "peak_mib": peak_rss_mib(),
             "cacc": recorder.final.get("cacc")}
 
@@ -139,9 +142,10 @@ def slow_path_check(rounds: int) -> dict:
             "max_model_difference": diff}
 
 
-def measure(per_area: int, sparse: bool, rounds: int, start: int, keep: bool = True, threads: int = 1) -> dict:
+def measure(per_area: int, sparse: bool, rounds: int, start: int, keep: bool = True, threads: int = 1,
+            bfloat16: bool = False) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child",
-                          f"{per_area},{int(sparse)},{rounds},{start},{int(keep)},{threads}"],
+                          f"{per_area},{int(sparse)},{rounds},{start},{int(keep)},{threads},{int(bfloat16)}"],
                          capture_output=True, text=True, timeout=3600)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
@@ -161,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
                         "own policy (freed model-sized blocks go back to the system: the live peak); both")
     p.add_argument("--threads", type=int, default=1, help="torch threads in each run (the table's s/round is CPU "
                    "time, wall is the clock)")
+    p.add_argument("--eval-precision", choices=("float32", "bfloat16", "both"), default="float32",
+                   help="the evaluation's forward passes (learning.eval_precision), or both, one run each")
     p.add_argument("--check-slow-path", type=int, metavar="ROUNDS",
                    help="only compare the 48-device run over ROUNDS rounds with and without the stacked linear layers")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -169,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(slow_path_check(args.check_slow_path)))
         return 0
     if args.child:
-        per_area, sparse, rounds, start, keep, *threads = (int(x) for x in args.child.split(","))
-        print(json.dumps(child(per_area, bool(sparse), rounds, start, bool(keep), *threads)))
+        per_area, sparse, rounds, start, keep, threads, bfloat16 = (int(x) for x in args.child.split(","))
+        print(json.dumps(child(per_area, bool(sparse), rounds, start, bool(keep), threads, bool(bfloat16))))
         return 0
     rows = []
     for n in (int(x) for x in args.sizes.split(",")):
@@ -179,21 +185,23 @@ def main(argv: list[str] | None = None) -> int:
             if n > 1024 and not sparse:
                 continue  # 4,096 devices in cliques of 1,024 are 4M links: measured sparse only
             for keep in {"keep": (True,), "default": (False,), "both": (True, False)}[args.allocator]:
-                r = measure(n // 4, sparse, args.rounds, args.start, keep, args.threads)
-                r["links_kind"] = "sparse (radius 0.7)" if sparse else "clique per area"
-                r["allocator"] = "keep freed" if keep else "glibc default"
-                rows.append(r)
-                print(json.dumps(r), flush=True)
-    print("\n| devices | links | kind | allocator | threads | CPU s/round | wall s/round | train | regional model | evaluation | regional / train | "
-          "evaluation / train | peak RSS |")
-    print("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                for low in {"float32": (False,), "bfloat16": (True,), "both": (False, True)}[args.eval_precision]:
+                    r = measure(n // 4, sparse, args.rounds, args.start, keep, args.threads, low)
+                    r["links_kind"] = "sparse (radius 0.7)" if sparse else "clique per area"
+                    r["allocator"] = "keep freed" if keep else "glibc default"
+                    rows.append(r)
+                    print(json.dumps(r), flush=True)
+    print("\n| devices | links | kind | allocator | threads | evaluation in | CPU s/round | wall s/round | train | regional model | evaluation | regional / train | "
+          "evaluation / train | peak RSS | CAcc |")
+    print("|---:|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         ratio = r["regional model"] / r["train"] if r["train"] else float("nan")
         eval_ratio = r["evaluation"] / r["train"] if r["train"] else float("nan")
         print(f"| {r['devices']:,} | {r['links']:,} | {r['links_kind']} | {r['allocator']} | {r.get('threads', 1)} | "
+              f"{r['eval_precision']} | "
               f"{r['round_s']:.2f} | {r.get('wall_s', float('nan')):.2f} | "
               f"{r['train']:.2f} | {r['regional model']:.2f} | {r['evaluation']:.2f} | {ratio:.2f}x | "
-              f"{eval_ratio:.2f}x | {r['peak_mib']:,.0f} MiB |")
+              f"{eval_ratio:.2f}x | {r['peak_mib']:,.0f} MiB | {r['cacc']:.6f} |")
     return 0
 
 

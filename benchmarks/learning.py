@@ -32,7 +32,10 @@ them scored on every area's `--eval-samples` samples, the others on their own ar
 `accuracy_matrix(needed=...)`, against every device on every area, against one `accuracy_matrix` call per
 area over the devices it needs (the context's former loop), and against one round's training (2 epochs,
 batch 32, Adam, wd 1e-4 over `--train-samples` fresh samples per device plus `--replay` replayed ones for the
-movers; then, as C2FL's post-merge fine-tune, one epoch at batch 16 over the same samples).
+movers; then, as C2FL's post-merge fine-tune, one epoch at batch 16 over the same samples). It also times the
+needed pairs in bfloat16 (`eval_precision: bfloat16`) and the CAcc pairs alone (movers on every area) in both, and
+counts the pairs whose accuracy bfloat16 changes (the models are untrained and the inputs random: near ties are
+commoner than in a trained run).
 
 `--thread-policy`: subprocesses time one Adam step (`train(steps=1)`, 48 devices, digits MLP) 300 times with
 0, 1 and 2 CPU-bound processes started alongside, for torch threads 2 and 1, with and without
@@ -300,6 +303,7 @@ def run_eval(args: argparse.Namespace) -> None:
     mobile = np.zeros(n, dtype=bool)
     mobile[rng.choice(n, movers_n, replace=False)] = True
     needed = mobile[:, None] | (area[:, None] == np.arange(areas_n))
+    movers = mobile[:, None] & np.ones(areas_n, dtype=bool)
     counts = args.train_samples + np.where(mobile, args.replay, 0)
     sets = IndexSets.from_lists([rng.choice(POOL, c, replace=False) for c in counts])
     models = ModelField.from_factory(lambda: mlp(sizes), n, seed=1)
@@ -322,10 +326,18 @@ def run_eval(args: argparse.Namespace) -> None:
             lambda: per_area_loop(models, dataset, areas, needed),
         f"evaluation, every device on every area ({n * areas_n:,} pairs)": lambda: accuracy_matrix(models, dataset,
                                                                                                   areas),
+        f"evaluation, needed pairs in bfloat16 (eval_precision: bfloat16, {int(needed.sum()):,} pairs)":
+            lambda: accuracy_matrix(models, dataset, areas, needed=needed, dtype=torch.bfloat16),
+        f"evaluation, the CAcc pairs only (movers on every area, {int(movers.sum()):,} pairs)":
+            lambda: accuracy_matrix(models, dataset, areas, needed=movers),
+        f"evaluation, the CAcc pairs only in bfloat16 ({int(movers.sum()):,} pairs)":
+            lambda: accuracy_matrix(models, dataset, areas, needed=movers, dtype=torch.bfloat16),
     }
     same = per_area_loop(models, dataset, areas, needed)
     fast = accuracy_matrix(models, dataset, areas, needed=needed)
     assert np.array_equal(np.isnan(same), np.isnan(fast)) and np.array_equal(same[needed], fast[needed])
+    low = accuracy_matrix(models, dataset, areas, needed=needed, dtype=torch.bfloat16)
+    flips = np.abs(low - fast)[needed] * per_area  # samples whose answer changed, per pair
     best = {k: float("inf") for k in timings}
     for _ in range(args.repeat):
         for k, fn in timings.items():
@@ -341,6 +353,8 @@ def run_eval(args: argparse.Namespace) -> None:
     print("|---|---:|---:|")
     for k, v in best.items():
         print(f"| {k} | {v:.3f} | {v / round_s:.2f}x |")
+    print(f"\nbfloat16 against float32: {int((flips > 0).sum()):,} of {flips.size:,} pairs differ, by at most "
+          f"{int(flips.max())} of {per_area} samples")
 
 
 # --------------------------------------------------------------------------------------------------

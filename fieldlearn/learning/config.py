@@ -17,6 +17,8 @@
       samples_per_round: null    # samples a device trains on per round (a fresh draw from its part each round)
       eval_every: 5              # evaluate every this many rounds
       eval_samples: 300          # per region, a fixed subsample of its validation split (null: all of it)
+      eval_precision: float32    # float32 | bfloat16: the evaluation's forward passes (bfloat16: 1.5-2.5x faster
+                                 # on CPUs with bfloat16 units; an accuracy moves by a sample where logits nearly tie)
       init: shared               # shared: every device starts from the same model | independent
       seed: null                 # data, model and training seed (null: the scenario's seed)
       threads: 1                 # torch threads of a cpu run (1 is much faster for small models on a busy
@@ -94,6 +96,7 @@ class LearningConfig(_Block):
     samples_per_round: PositiveInt | None = None
     eval_every: PositiveInt = 5
     eval_samples: PositiveInt | None = None
+    eval_precision: Literal["float32", "bfloat16"] = "float32"
     init: Literal["shared", "independent"] = "shared"
     seed: Annotated[int, Field(ge=0, lt=2**63)] | None = None
     threads: Annotated[int, Field(ge=1, le=1024)] | None = 1

@@ -67,6 +67,7 @@ class LearningContext:
             raise ConfigError("", "a learning scenario needs `regions`: data are partitioned over them")
         self.period = float(period)
         self.device = torch.device(device)
+        self.eval_dtype = torch.bfloat16 if config.eval_precision == "bfloat16" else None  # None: the models' own
         self.seed = int(config.seed if config.seed is not None else seed)
         self.mobile = np.zeros(self.n_devices, dtype=bool) if mobile is None else np.asarray(mobile, dtype=bool).copy()
         self.score_everywhere = bool(score_everywhere)
@@ -242,13 +243,14 @@ class LearningContext:
         have = self.has_model[name][sel]
         if region is None or self.score_everywhere:
             if have.any():
-                out[have] = accuracy_matrix(store, self.dataset, self.eval_sets, devices=sel[have])
+                out[have] = accuracy_matrix(store, self.dataset, self.eval_sets, devices=sel[have], dtype=self.eval_dtype)
             return out
         where = as_index_array(region)[sel]
         need = have[:, None] & (self.mobile[sel][:, None] | (where[:, None] == np.arange(len(self.region_names))))
         rows = need.any(axis=1)
         if rows.any():
-            out[rows] = accuracy_matrix(store, self.dataset, self.eval_sets, devices=sel[rows], needed=need[rows])
+            out[rows] = accuracy_matrix(store, self.dataset, self.eval_sets, devices=sel[rows], needed=need[rows],
+                                        dtype=self.eval_dtype)
         return out
 
     def evaluation(self, round_: int, time: float, region: Any) -> Evaluation:

@@ -22,6 +22,7 @@ from fieldlearn.learning.context import ConfigError, parse_config
     ({"samples_per_round": 0}, "samples_per_round"),
     ({"train_fraction": 1.5}, "train_fraction"),
     ({"init": "random"}, "init"),
+    ({"eval_precision": "float16"}, "eval_precision"),
 ])
 def test_config_errors_name_the_key(raw, key):
     with pytest.raises(ConfigError) as err:

@@ -35,6 +35,28 @@ def test_evaluate_scores_movers_everywhere_and_static_devices_on_their_own_area(
     assert torch.equal(ctx.latest.params["0.weight"][0], models.params["0.weight"][0])
 
 
+def test_eval_precision_bfloat16_scores_in_bfloat16(monkeypatch):
+    import fieldlearn.learning.context as context_module
+
+    asked = []
+    real = context_module.accuracy_matrix
+    monkeypatch.setattr(context_module, "accuracy_matrix", lambda *a, **k: asked.append(k["dtype"]) or real(*a, **k))
+    scored = {}
+    for precision in ("float32", "bfloat16"):
+        config = {"dataset": "digits", "model": {"hidden": [8]}, "eval_samples": 30, "eval_precision": precision}
+        ctx = LearningContext(config, n_devices=3, region_names=["a", "b"], initial_region=[0, 1, 1],
+                              mobile=[True, False, False])
+        models = ctx.initial_models(np.arange(3))
+        ctx.record_rows(np.arange(3), models)
+        scored[precision] = ctx.evaluate(region=np.array([0, 1, 1])), ctx.evaluate()
+        expected = real(models, ctx.dataset, ctx.eval_sets, dtype=ctx.eval_dtype)
+        np.testing.assert_array_equal(scored[precision][1], expected)
+    assert asked == [None, None, torch.bfloat16, torch.bfloat16]
+    for low, full in zip(scored["bfloat16"], scored["float32"]):
+        np.testing.assert_array_equal(np.isnan(low), np.isnan(full))
+        assert np.nanmax(np.abs(low - full)) <= 2 / 30
+
+
 def test_take_models_records_model_outputs_and_forget_drops_them_with_the_memories():
     ctx = LearningContext({"model": {"hidden": [4]}}, n_devices=3, region_names=["a"], initial_region=[0, 0, 0])
     models = ctx.initial_models(np.arange(3))

@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from fieldlearn.learning.data import Dataset, IndexSets
+from fieldlearn.learning.data import Dataset, DeviceData, IndexSets
 from fieldlearn.learning.metrics import accuracy_matrix, cacc, forgetting, mean_forgetting, own_region_accuracy
 from fieldlearn.learning.models import ModelField
+from fieldlearn.learning.train import train
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -108,3 +109,37 @@ def test_needed_pairs_equal_a_per_device_loop_and_leave_the_rest_nan():
         accuracy_matrix(models, data, regions, devices=devices, needed=needed[:, :3])
     with pytest.raises(IndexError, match="devices out of range"):
         accuracy_matrix(models, data, regions, devices=[11])
+
+
+def test_a_bfloat16_evaluation_rounds_the_logits_and_float32_changes_nothing():
+    # two logits 1 and 1 + 2^-10 for one input: float32 tells them apart (the label, class 1, wins), bfloat16
+    # (8 bits of mantissa) rounds both to 1 and the tie goes to class 0
+    layer = nn.Linear(1, 2, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0], [1.0 + 2.0**-10]]))
+    models = ModelField.replicate(layer, 3)
+    data = Dataset(torch.ones(4, 1), torch.ones(4, dtype=torch.long), 2)
+    regions = IndexSets.from_lists([[0, 1], [2, 3]])
+    np.testing.assert_array_equal(accuracy_matrix(models, data, regions), np.ones((3, 2)))
+    np.testing.assert_array_equal(accuracy_matrix(models, data, regions, dtype=torch.bfloat16), np.zeros((3, 2)))
+    assert models.dtype == torch.float32  # the field itself is not cast
+    with pytest.raises(TypeError, match="dtype must be a floating type"):
+        accuracy_matrix(models, data, regions, dtype=torch.int32)
+
+
+def test_a_bfloat16_evaluation_of_trained_models_agrees_with_float32_but_for_near_ties():
+    g = torch.Generator().manual_seed(3)
+    centres = torch.randn(4, 20, generator=g) * 2
+    labels = torch.randint(0, 4, (400,), generator=g)
+    data = Dataset(centres[labels] + torch.randn(400, 20, generator=g), labels, 4)
+    models = ModelField.from_factory(lambda: nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 4)), 6, seed=4)
+    sets = IndexSets.from_lists([np.arange(d * 50, d * 50 + 150) % 400 for d in range(6)])
+    models = train(models, DeviceData(data, sets), epochs=3, batch_size=16,
+                   generator=torch.Generator().manual_seed(5)).models
+    regions = IndexSets.from_lists([np.arange(0, 200), np.arange(200, 400)])
+    needed = np.array([[True, True], [True, False], [False, True], [True, True], [True, False], [True, True]])
+    full = accuracy_matrix(models, data, regions, needed=needed)
+    low = accuracy_matrix(models, data, regions, needed=needed, dtype=torch.bfloat16)
+    np.testing.assert_array_equal(np.isnan(low), ~needed)
+    assert np.nanmax(np.abs(low - full)) <= 2 / 200  # at most two samples of 200 change their answer
+    np.testing.assert_array_equal(accuracy_matrix(models, data, regions, needed=needed, dtype=torch.float32), full)
