@@ -1,5 +1,6 @@
 """The sweep's description of its folder, `sweep.json`: which scenario, sets, grid, seeds, device and backend, each
-run's status, the files written, and whether the sweep finished (`state`). A sweep reads it back to refuse, unless
+run's status and the `--set` overrides that remake it alone with `python -m fieldlearn.sim`, the files written, and
+whether the sweep finished (`state`). A sweep reads it back to refuse, unless
 asked to replace them, the results of another scenario."""
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def manifest_text(plan: Plan, backend: str, status: Mapping[str, str], errors: M
     """The JSON document (`backend`: how the runs were made; `state`: running, or complete once the tables are)."""
     runs = []
     for r in plan.runs:
-        item: dict[str, Any] = {"run": r.id, "params": r.params, "seed": r.seed, "status": status.get(r.id, "missing")}
+        item: dict[str, Any] = {"run": r.id, "params": r.params, "seed": r.seed, "set": plan.overrides[r.id],
+                                "status": status.get(r.id, "missing")}
         if r.id in errors:
             item["error"] = errors[r.id]
         runs.append(item)

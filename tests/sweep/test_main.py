@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import fieldlearn.sweep
+from fieldlearn.sim.__main__ import main as sim_main
 from fieldlearn.sweep.__main__ import main
 from fieldlearn.sweep.grid import make_plan
 from fieldlearn.sweep.report import Table
@@ -40,6 +41,11 @@ def test_cli_writes_the_tidy_table_summary_and_figure(tmp_path, capsys):
     manifest = json.loads((out / "sweep.json").read_text())
     assert [r["status"] for r in manifest["runs"]] == ["complete"] * 4 and manifest["seeds"] == [0, 1]
     assert not (out / "runs" / rows[0]["run"] / "timeseries.png").exists()  # --no-run-figures
+    # a run's `set` in the manifest remakes it alone with the simulator: the same metrics, byte for byte
+    one = manifest["runs"][3]
+    again = tmp_path / "again"
+    assert sim_main([str(GRID), *(a for s in one["set"] for a in ("--set", s)), "--out", str(again), "--quiet"]) == 0
+    assert (again / "metrics.csv").read_bytes() == (out / "runs" / one["run"] / "metrics.csv").read_bytes()
     # the same command again: nothing to run, same table
     before = (out / "results.csv").read_bytes()
     assert main(args + ["--quiet"]) == 0

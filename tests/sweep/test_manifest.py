@@ -23,8 +23,10 @@ def test_the_manifest_records_the_plan_and_each_runs_status():
         "name": "grid", "sets": ["duration.rounds=3"], "grid": [["links.radius", [1.5]]], "seeds": [0, 1],
         "device": "cuda", "backend": "2 local processes", "files": ["results.csv"]}
     assert doc["runs"] == [
-        {"run": first.id, "params": {"links.radius": 1.5}, "seed": 0, "status": "complete"},
-        {"run": second.id, "params": {"links.radius": 1.5}, "seed": 1, "status": "missing", "error": "boom"}]
+        {"run": first.id, "params": {"links.radius": 1.5}, "seed": 0,
+         "set": ["duration.rounds=3", "links.radius=1.5", "seed=0"], "status": "complete"},
+        {"run": second.id, "params": {"links.radius": 1.5}, "seed": 1,
+         "set": ["duration.rounds=3", "links.radius=1.5", "seed=1"], "status": "missing", "error": "boom"}]
     assert is_complete(doc) and not is_complete(dict(doc, state="running")) and not is_complete(None)
 
 
