@@ -13,9 +13,10 @@ devices hear each other: D^2 links); `sparse` uses radius 0.7 (about 4-8 links p
 fresh process (`--threads` torch threads, default one) so that its peak RSS is its own; `--allocator` chooses
 between glibc keeping freed blocks (`keep_freed_memory`, as the simulator does: no page zeroing, but freed blocks
 fragment, so the peak RSS is above the live peak) and glibc's own policy (model-sized blocks go back to the system
-when freed: the peak RSS is the live peak, and every new one is zeroed again). The blocks' times are the cumulative CPU times
-cProfile gives the learning blocks over the timed rounds, from round 31 on (after the first move, so that movers
-replay their memories; the rounds before are run untimed).
+when freed: the peak RSS is the live peak, and every new one is zeroed again). The blocks' times are the cumulative
+CPU times cProfile gives the learning blocks over the timed rounds (`--block-clock wall`: their clock times, what a
+run with several threads waits for), from round 31 on (after the first move, so that movers replay their memories;
+the rounds before are run untimed).
 
 The table: seconds per round, of which local training (`train_locally`, the post-merge pass included), the regional
 model (`classwise_regional_mean`: collect and broadcast of the models) and the evaluation (CAcc of every mover on
@@ -68,7 +69,7 @@ def scaled(per_area: int, sparse: bool) -> dict:
 
 
 def child(per_area: int, sparse: bool, rounds: int, start: int, keep: bool = True, threads: int = 1,
-          bfloat16: bool = False) -> dict:
+          bfloat16: bool = False, wall_blocks: bool = False) -> dict:
     """One size in this process: time `rounds` rounds from round `start` on (after the first move, when movers
     replay their memories), profile the blocks, read the peak RSS."""
     import torch
@@ -89,7 +90,7 @@ def child(per_area: int, sparse: bool, rounds: int, start: int, keep: bool = Tru
     engine = Engine(resolve_scenario(data, SCENARIO.parent, name="c2fl-scale"))
     recorder = Recorder(engine)
     engine.run(until=float(start))
-    profile = cProfile.Profile(time.process_time)
+    profile = cProfile.Profile(time.perf_counter if wall_blocks else time.process_time)
     started, wall = time.process_time(), time.perf_counter()
     profile.enable()
     engine.run()
@@ -102,7 +103,8 @@ def child(per_area: int, sparse: bool, rounds: int, start: int, keep: bool = Tru
         blocks[label] = sum(v[3] for k, v in stats.stats.items() if k[2] == name) / rounds
     links = engine.graph.n_links
     return {"devices": engine.capacity, "links": links, "round_s": total / rounds, "wall_s": wall / rounds,
-            "threads": threads, "eval_precision": data["learning"]["eval_precision"], **blocks,
+            "threads": threads, "eval_precision": data["learning"]["eval_precision"],
+            "block_clock": "wall" if wall_blocks else "cpu", **blocks,
             "peak_mib": peak_rss_mib(),
             "cacc": recorder.final.get("cacc")}
 
@@ -143,9 +145,10 @@ def slow_path_check(rounds: int) -> dict:
 
 
 def measure(per_area: int, sparse: bool, rounds: int, start: int, keep: bool = True, threads: int = 1,
-            bfloat16: bool = False) -> dict:
+            bfloat16: bool = False, wall_blocks: bool = False) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child",
-                          f"{per_area},{int(sparse)},{rounds},{start},{int(keep)},{threads},{int(bfloat16)}"],
+                          f"{per_area},{int(sparse)},{rounds},{start},{int(keep)},{threads},{int(bfloat16)},"
+                          f"{int(wall_blocks)}"],
                          capture_output=True, text=True, timeout=3600)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
@@ -167,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
                    "time, wall is the clock)")
     p.add_argument("--eval-precision", choices=("float32", "bfloat16", "both"), default="float32",
                    help="the evaluation's forward passes (learning.eval_precision), or both, one run each")
+    p.add_argument("--block-clock", choices=("cpu", "wall"), default="cpu",
+                   help="what the blocks' times count: CPU seconds (all threads together) or the clock (what a run "
+                        "with several threads waits)")
     p.add_argument("--check-slow-path", type=int, metavar="ROUNDS",
                    help="only compare the 48-device run over ROUNDS rounds with and without the stacked linear layers")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -175,8 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(slow_path_check(args.check_slow_path)))
         return 0
     if args.child:
-        per_area, sparse, rounds, start, keep, threads, bfloat16 = (int(x) for x in args.child.split(","))
-        print(json.dumps(child(per_area, bool(sparse), rounds, start, bool(keep), threads, bool(bfloat16))))
+        per_area, sparse, rounds, start, keep, threads, bfloat16, wall_blocks = (int(x) for x in args.child.split(","))
+        print(json.dumps(child(per_area, bool(sparse), rounds, start, bool(keep), threads, bool(bfloat16),
+                               bool(wall_blocks))))
         return 0
     rows = []
     for n in (int(x) for x in args.sizes.split(",")):
@@ -186,19 +193,20 @@ def main(argv: list[str] | None = None) -> int:
                 continue  # 4,096 devices in cliques of 1,024 are 4M links: measured sparse only
             for keep in {"keep": (True,), "default": (False,), "both": (True, False)}[args.allocator]:
                 for low in {"float32": (False,), "bfloat16": (True,), "both": (False, True)}[args.eval_precision]:
-                    r = measure(n // 4, sparse, args.rounds, args.start, keep, args.threads, low)
+                    r = measure(n // 4, sparse, args.rounds, args.start, keep, args.threads, low,
+                                args.block_clock == "wall")
                     r["links_kind"] = "sparse (radius 0.7)" if sparse else "clique per area"
                     r["allocator"] = "keep freed" if keep else "glibc default"
                     rows.append(r)
                     print(json.dumps(r), flush=True)
-    print("\n| devices | links | kind | allocator | threads | evaluation in | CPU s/round | wall s/round | train | regional model | evaluation | regional / train | "
+    print("\n| devices | links | kind | allocator | threads | blocks timed by | evaluation in | CPU s/round | wall s/round | train | regional model | evaluation | regional / train | "
           "evaluation / train | peak RSS | CAcc |")
-    print("|---:|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         ratio = r["regional model"] / r["train"] if r["train"] else float("nan")
         eval_ratio = r["evaluation"] / r["train"] if r["train"] else float("nan")
         print(f"| {r['devices']:,} | {r['links']:,} | {r['links_kind']} | {r['allocator']} | {r.get('threads', 1)} | "
-              f"{r['eval_precision']} | "
+              f"{r['block_clock']} | {r['eval_precision']} | "
               f"{r['round_s']:.2f} | {r.get('wall_s', float('nan')):.2f} | "
               f"{r['train']:.2f} | {r['regional model']:.2f} | {r['evaluation']:.2f} | {ratio:.2f}x | "
               f"{eval_ratio:.2f}x | {r['peak_mib']:,.0f} MiB | {r['cacc']:.6f} |")
