@@ -5,7 +5,7 @@ from typing import Any, NamedTuple
 
 from ..calculus import Field, NbrField, aggregate, mux, tree_flatten, tree_unflatten
 from ._util import NO_ID
-from .collect import collect, tree_parent
+from .collect import collect
 from .election import sparse_choice
 from .spreading import broadcast
 
@@ -23,7 +23,7 @@ class Region(NamedTuple):
     leader: Field
     potential: Field
     is_leader: Field
-    parent: Field | None = None  # this round's `tree_parent(potential, leader)`, found once for all the helpers
+    parent: Field | None = None  # this round's `tree_parent(potential, leader)` (the election's), for all the helpers
 
     @property
     def leader_id(self) -> Field:
@@ -73,4 +73,4 @@ def regions(radius: float, priority: Any = None, metric: NbrField | None = None,
     potential is the distance to the nearest leader and a device's region is that leader's.
     """
     choice = sparse_choice(radius, priority, metric, seed)
-    return Region(choice.leader, choice.distance, choice.is_leader, tree_parent(choice.distance, choice.leader))
+    return Region(choice.leader, choice.distance, choice.is_leader, choice.parent)

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fieldlearn import Network, run, sense
-from fieldlearn.lib import Election, elect_leaders, random_priority, sparse_choice
+from fieldlearn.lib import Election, elect_leaders, random_priority, sparse_choice, tree_parent
 from fieldlearn.testing import (
     Perturbation,
     assert_self_stabilises,
@@ -168,3 +168,23 @@ def test_every_round_only_leaders_name_themselves(net, radius, initial):
         assert np.array_equal(choice.is_leader, leads)
         assert np.array_equal(choice.leader == net.ids, leads)
         assert np.all(choice.distance[leads] == 0)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 10**6), st.sampled_from(["sync", "random", "sequential"]))
+def test_the_elections_parent_is_the_tree_parent_of_its_distance_and_leader(seed, schedule):
+    # the parent the election finds from the neighbour fields it read equals nbr-based tree_parent every round,
+    # whatever the firing order, from the first round on and after the network changes under a running VM
+    n = 40
+    first = Network.random_geometric(n, mean_degree=5, seed=seed % 1000)
+
+    def prog():
+        c = sparse_choice(0.3)
+        return c.parent, tree_parent(c.distance, c.leader)
+
+    trace = run(prog, first, rounds=10, schedule=schedule, seed=seed)
+    moved = Network.random_geometric(n, mean_degree=5, seed=seed % 1000 + 1)
+    later = run(prog, moved, rounds=6, schedule=schedule, seed=seed + 1, vm=trace.vm)
+    for mine, found in trace.history + later.history:
+        np.testing.assert_array_equal(np.asarray(mine), np.asarray(found))
+    assert (np.asarray(later.last[0]) >= 0).any()  # some device has a parent: the check compares real trees

@@ -195,8 +195,9 @@ def test_leader_id_never_shows_the_placeholder_of_a_device_without_a_leader():
 @settings(max_examples=15, deadline=None)
 @given(st.integers(0, 10**6), st.sampled_from(["sync", "random", "sequential"]))
 def test_the_shared_tree_parent_gives_what_each_helper_finds_alone(seed, schedule):
-    # Region.parent is found once per round (nbr of potential and leader); collect and broadcast given it must
-    # equal their own parent rule, whatever the firing order, also after the network changes under them
+    # Region.parent is the election's (found from the neighbour fields its share read); collect and broadcast given
+    # it must equal what they find alone (tree_parent: nbr of potential and leader), whatever the firing order,
+    # also after the network changes under them
     rng = np.random.default_rng(seed)
     n = 40
     first = Network.random_geometric(n, mean_degree=5, seed=seed % 1000)
