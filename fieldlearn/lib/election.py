@@ -18,14 +18,14 @@ class Election(NamedTuple):
 
 class Choice(NamedTuple):
     """Everything `sparse_choice` computes: leader status, distance and id of the nearest leader, competing key, and
-    the device's `parent` in its leader's tree (what `tree_parent(distance, leader)` gives)."""
+    the device's `parent` in its leader's tree (what `tree_parent(distance, leader)` gives; None unless asked for)."""
 
     is_leader: Field
     distance: Field
     leader: Field
     lead_priority: Field
     lead_id: Field
-    parent: Field
+    parent: Field | None = None
 
 
 @aggregate
@@ -35,7 +35,8 @@ def random_priority(seed: Any = 0) -> Field:
 
 
 @aggregate
-def sparse_choice(radius: float, priority: Any = None, metric: NbrField | None = None, seed: Any = 0) -> Choice:
+def sparse_choice(radius: float, priority: Any = None, metric: NbrField | None = None, seed: Any = 0,
+                  tree: bool = False) -> Choice:
     """Sparse choice as in self-organising coordination regions: leaders about `radius` apart, each device near one.
 
     Each device has a key (priority, id): a higher priority is better, the lower id breaks ties; the
@@ -51,9 +52,9 @@ def sparse_choice(radius: float, priority: Any = None, metric: NbrField | None =
     leader along the shortest path between them). A device ignores echoes of its own key and never takes its
     own id from a neighbour, and distances to a vanished leader rise, so stale information fades and the
     election recovers after leaders fail or move. `lead_priority`/`lead_id` give the key followed (-inf and
-    2**62 for none). `parent` is the neighbour of least distance (lowest id on ties) that follows the same leader,
-    if it is nearer to it than the device (-1 otherwise): the tree that collect and broadcast run along, found from
-    the neighbours' distances and leaders the election has read anyway (no messages of its own).
+    2**62 for none). With `tree`, `parent` is the neighbour of least distance (lowest id on ties) that follows the
+    same leader, if it is nearer to it than the device (-1 otherwise): the tree that collect and broadcast run
+    along, found from the neighbours' distances and leaders the election has read anyway (no messages of its own).
     """
     m = distances() if metric is None else metric
     me = mid()
@@ -81,12 +82,13 @@ def sparse_choice(radius: float, priority: Any = None, metric: NbrField | None =
         followed = d < half
         new_key = mux(leads, key, mux(followed, best_key, INF))
         new_id = mux(leads, me, mux(followed, best_id, NO_ID))
-        tree.append(parent_of(dist, d, nearest, near))  # the neighbours' exports nbr(d) and nbr(near) would read
+        if tree:  # from the neighbours' exports that nbr(d) and nbr(near) would read
+            parents.append(parent_of(dist, d, nearest, near))
         return new_key, new_id, d, near
 
-    tree: list[Field] = []  # the step's parent: a result of this round's step, not part of the shared state
+    parents: list[Field] = []  # the step's parent: a result of this round's step, not part of the shared state
     new_key, new_id, d, near = share((INF, NO_ID, INF, NO_ID), step)
-    return Choice(near == me, d, near, -new_key, new_id, tree[-1])
+    return Choice(near == me, d, near, -new_key, new_id, parents[-1] if tree else None)
 
 
 @aggregate

@@ -72,5 +72,5 @@ def regions(radius: float, priority: Any = None, metric: NbrField | None = None,
     Leaders come from `sparse_choice` (random priority drawn once per device from its id and `seed`); the
     potential is the distance to the nearest leader and a device's region is that leader's.
     """
-    choice = sparse_choice(radius, priority, metric, seed)
+    choice = sparse_choice(radius, priority, metric, seed, tree=True)
     return Region(choice.leader, choice.distance, choice.is_leader, choice.parent)

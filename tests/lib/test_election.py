@@ -179,7 +179,8 @@ def test_the_elections_parent_is_the_tree_parent_of_its_distance_and_leader(seed
     first = Network.random_geometric(n, mean_degree=5, seed=seed % 1000)
 
     def prog():
-        c = sparse_choice(0.3)
+        c = sparse_choice(0.3, tree=True)
+        assert sparse_choice(0.3).parent is None  # found only when asked for
         return c.parent, tree_parent(c.distance, c.leader)
 
     trace = run(prog, first, rounds=10, schedule=schedule, seed=seed)
