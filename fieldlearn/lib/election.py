@@ -68,8 +68,10 @@ def sparse_choice(radius: float, priority: Any = None, metric: NbrField | None =
         # G: distance to the nearest leader through the neighbours, and that leader's id (entries naming me are
         # stale unless I lead, so they never give me my own id; they still count for the distance and fade)
         through = dist + m
-        g_dist = through.min(default=INF)
-        g_best, g_id = lex_min(mux(nearest == me, INF, through), nearest)
+        echo = nearest == me
+        g_best, g_id = lex_min(mux(echo, INF, through), nearest)
+        echoed = through.min(where=echo, default=INF)  # the few entries naming me: a sparse reduction
+        g_dist = mux(echoed < g_best, echoed, g_best)  # the least of all entries, without a pass over all of them
         before = mux(was_leader, 0.0, g_dist)
         # competition: the best key offered within radius / 2, ignoring echoes of my own key (a leader keeps
         # its key unless a better one is offered; a follower keeps nothing of its own from round to round)
