@@ -199,8 +199,9 @@ def main(argv: list[str] | None = None) -> int:
                     r["allocator"] = "keep freed" if keep else "glibc default"
                     rows.append(r)
                     print(json.dumps(r), flush=True)
-    print("\n| devices | links | kind | allocator | threads | blocks timed by | evaluation in | CPU s/round | wall s/round | train | regional model | evaluation | regional / train | "
-          "evaluation / train | peak RSS | CAcc |")
+    print("\n| devices | links | kind | allocator | threads | blocks timed by | evaluation in | CPU s/round | "
+          "wall s/round | train | regional model | evaluation | regional / train | evaluation / train | peak RSS | "
+          "CAcc |")
     print("|---:|---:|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         ratio = r["regional model"] / r["train"] if r["train"] else float("nan")

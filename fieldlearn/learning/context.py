@@ -243,7 +243,8 @@ class LearningContext:
         have = self.has_model[name][sel]
         if region is None or self.score_everywhere:
             if have.any():
-                out[have] = accuracy_matrix(store, self.dataset, self.eval_sets, devices=sel[have], dtype=self.eval_dtype)
+                out[have] = accuracy_matrix(store, self.dataset, self.eval_sets, devices=sel[have],
+                                            dtype=self.eval_dtype)
             return out
         where = as_index_array(region)[sel]
         need = have[:, None] & (self.mobile[sel][:, None] | (where[:, None] == np.arange(len(self.region_names))))

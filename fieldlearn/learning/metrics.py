@@ -26,10 +26,10 @@ def accuracy_matrix(
     every region, static ones on their own). Per region, the devices that need it are gathered `chunk_size` at a time
     and all see the region's samples at once, `sample_chunk` of them per batched forward pass.
 
-    `dtype` computes the forward passes in that floating type instead of the models' own: `torch.bfloat16` is 2-3x
-    faster where the CPU multiplies bfloat16 natively (AVX512-BF16, AMX) and a rounded logit flips a prediction only
-    where the top two are within about 1% (benchmarks/learning.py --eval). Each chunk's models are cast when they are
-    scored, so no second copy of the whole field is made."""
+    `dtype` computes the forward passes in that floating type instead of the models' own. Where the CPU multiplies
+    bfloat16 natively (AVX512-BF16, AMX), `torch.bfloat16` matmuls are 2-3x faster and a whole evaluation about 1.5x
+    (benchmarks/learning.py --eval); a rounded logit flips a prediction only where the top two nearly tie. Each
+    chunk's models are cast when they are scored, so no second copy of the whole field is made."""
     rows = np.arange(len(models)) if devices is None else as_index_array(devices)
     if rows.size and (rows.min() < 0 or rows.max() >= len(models)):
         raise IndexError(f"accuracy_matrix: devices out of range for a ModelField of {len(models)} devices")

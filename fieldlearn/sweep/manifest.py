@@ -1,7 +1,7 @@
 """The sweep's description of its folder, `sweep.json`: which scenario, sets, grid, seeds, device and backend, each
 run's status and the `--set` overrides that remake it alone with `python -m fieldlearn.sim`, the files written, and
-whether the sweep finished (`state`). A sweep reads it back to refuse, unless
-asked to replace them, the results of another scenario."""
+whether the sweep finished (`state`). A sweep reads it back to refuse, unless asked to replace them, the results of
+another scenario."""
 from __future__ import annotations
 
 import json
