@@ -14,6 +14,8 @@ from torch.func import functional_call, stack_module_state
 from fieldlearn.calculus import NbrField, mux
 from fieldlearn.calculus.pytree import register_pytree_node
 
+from .stacked import plain_mlp_layers, shared_input_logits
+
 __all__ = ["ModelField", "ModelNeighbours", "where", "blend_models", "neighbour_average", "default_chunk_size", "CHUNK_BYTES"]
 
 #: Parameter bytes per chunk of devices (about 60 MNIST-sized MLPs or 2,600 digits MLPs): big enough that
@@ -309,13 +311,20 @@ class ModelField:
         if not shared and x.shape[0] != n:
             raise ValueError(f"ModelField forward: inputs have {x.shape[0]} rows for {n} devices (shared=False)")
         template = self.template
+        step = chunk_size or self.chunk_size
+        layers = plain_mlp_layers(template) if shared and not train and x.dim() == 2 else None
+        if layers is not None and self.dtype == torch.bfloat16:
+            # a few matmuls over all devices: 1.2x faster in bfloat16; float32 keeps the vmapped path (as fast
+            # there), so that its results stay those of earlier runs
+            outs = [shared_input_logits(layers, {k: v[s : s + step] for k, v in self.params.items()}, x)
+                    for s in range(0, n, step)]
+            return outs[0] if len(outs) == 1 else torch.cat(outs)
         template.train(train)
 
         def one(params: dict, buffers: dict, inputs: torch.Tensor) -> torch.Tensor:
             return functional_call(template, (params, buffers), (inputs,))
 
         batched = torch.vmap(one, in_dims=(0, 0, None if shared else 0), randomness="different" if train else "error")
-        step = chunk_size or self.chunk_size
         outs = []
         for start in range(0, n, step):
             sl = slice(start, start + step)

@@ -1,5 +1,6 @@
-"""Layers for stacked training: a linear layer whose vmapped backward gives each device's weight gradient in the
-weight's own layout, so that the fused optimiser step reads it as it is (no transposing copy) from a faster matmul."""
+"""Stacked models as batched matmuls. For training, a linear layer whose vmapped backward gives each device's weight
+gradient in the weight's own layout, so that the fused optimiser step reads it as it is (no transposing copy) from a
+faster matmul; for scoring a plain MLP on inputs every device sees, its layers as a few matmuls over all devices."""
 from __future__ import annotations
 
 import copy
@@ -9,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["training_template"]
+__all__ = ["plain_mlp_layers", "shared_input_logits", "training_template"]
 
 
 class _StackedLinear(torch.autograd.Function):
@@ -95,3 +96,36 @@ def training_template(template: nn.Module) -> nn.Module:
                 child.__class__ = StackedLinear
     _TEMPLATES[template] = swapped
     return swapped
+
+
+def plain_mlp_layers(template: nn.Module) -> list[tuple[str, nn.Module]] | None:
+    """The named layers of a template that is an `nn.Sequential` of plain `nn.Linear` and `nn.ReLU` only (an MLP as
+    `ModelConfig` builds it), or None for any other template."""
+    if type(template) is not nn.Sequential:
+        return None
+    layers = list(template.named_children())
+    if not layers or type(layers[0][1]) is not nn.Linear or any(type(m) not in (nn.Linear, nn.ReLU) for _, m in layers):
+        return None
+    return layers
+
+
+def shared_input_logits(layers: list[tuple[str, nn.Module]], params: dict[str, torch.Tensor],
+                        x: torch.Tensor) -> torch.Tensor:
+    """Every device's plain MLP (`plain_mlp_layers`) on the same inputs `x[batch, in]`, as `[devices, batch, out]`:
+    the first layer is one matmul of the inputs by all devices' weight rows (in bfloat16 about 1.3x faster than a
+    batched matmul over per-device copies of the inputs), the others are batched matmuls."""
+    h = None
+    for name, layer in layers:
+        if type(layer) is nn.ReLU:
+            h = h.relu_()  # h is this function's own intermediate
+            continue
+        w, b = params[f"{name}.weight"], params.get(f"{name}.bias")
+        m, out_features, in_features = w.shape
+        if h is None:
+            flat = F.linear(x, w.reshape(m * out_features, in_features), None if b is None else b.reshape(-1))
+            h = flat.view(x.shape[0], m, out_features).transpose(0, 1)
+        elif b is None:
+            h = torch.bmm(h, w.transpose(1, 2))
+        else:
+            h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+    return h

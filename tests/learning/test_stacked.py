@@ -1,12 +1,15 @@
 """The stacked linear layer: the same values and gradients as nn.Linear under vmap, weight gradients in the
-weight's own layout, and a training template that swaps only plain nn.Linear layers."""
+weight's own layout, and a training template that swaps only plain nn.Linear layers; plain MLPs scored on shared
+inputs as a few matmuls over all devices (the bfloat16 evaluation's path)."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from fieldlearn.learning.stacked import StackedLinear, training_template
+from fieldlearn.learning.models import ModelField
+from fieldlearn.learning.stacked import (StackedLinear, plain_mlp_layers, shared_input_logits,
+                                        training_template)
 
 
 class Scaled(nn.Linear):
@@ -77,3 +80,45 @@ def test_outside_vmap_it_is_nn_linear_with_its_gradients():
     assert torch.autograd.gradcheck(lambda inp, w, b: functional_call(layer, {"weight": w, "bias": b}, (inp,)),
                                     (x, layer.weight.detach().clone().requires_grad_(True),
                                      layer.bias.detach().clone().requires_grad_(True)))
+
+
+def test_plain_mlp_layers_are_found_only_in_a_sequential_of_plain_linear_and_relu():
+    assert [k for k, _ in plain_mlp_layers(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)))] == ["0", "1", "2"]
+    for other in (_net(), nn.Sequential(nn.ReLU(), nn.Linear(3, 2)), nn.Sequential(nn.Linear(3, 2), nn.Tanh()),
+                  nn.Sequential(Scaled(3, 2)), nn.Linear(3, 2), nn.Sequential()):
+        assert plain_mlp_layers(other) is None
+
+
+def _mlp3(bias: bool) -> nn.Module:
+    return nn.Sequential(nn.Linear(6, 8, bias=bias), nn.ReLU(), nn.Linear(8, 5, bias=bias), nn.ReLU(),
+                         nn.Linear(5, 3, bias=bias))
+
+
+def test_shared_input_logits_equal_each_devices_mlp():
+    for bias in (True, False):
+        field = ModelField.from_factory(lambda: _mlp3(bias), 7, seed=2)
+        x = torch.randn(11, 6, generator=torch.Generator().manual_seed(1))
+        out = shared_input_logits(plain_mlp_layers(field.template), field.params, x)
+        assert out.shape == (7, 11, 3)
+        for i in range(7):
+            torch.testing.assert_close(out[i], field.module(i).eval()(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_bfloat16_field_scores_shared_inputs_through_the_plain_mlp_path_and_others_through_vmap(monkeypatch):
+    import fieldlearn.learning.models as models_module
+
+    calls = []
+    real = models_module.shared_input_logits
+    monkeypatch.setattr(models_module, "shared_input_logits", lambda *a: calls.append(1) or real(*a))
+    mlp = ModelField.from_factory(lambda: _mlp3(True), 9, seed=4, chunk_size=4)
+    x = torch.randn(10, 6, generator=torch.Generator().manual_seed(3))
+    plain = torch.stack([mlp.module(i).eval()(x) for i in range(9)])
+    fast = mlp.to(dtype=torch.bfloat16).forward(x.to(torch.bfloat16), shared=True)
+    assert fast.dtype == torch.bfloat16 and len(calls) == 3  # 9 devices, 4 at a time
+    torch.testing.assert_close(fast.float(), plain, rtol=0.05, atol=0.05)
+    # float32, per-device inputs and other templates keep the vmapped path
+    torch.testing.assert_close(mlp.forward(x, shared=True), plain, rtol=1e-5, atol=1e-5)
+    mlp.to(dtype=torch.bfloat16).forward(torch.randn(9, 10, 6).to(torch.bfloat16))
+    other = ModelField.from_factory(_net, 3, seed=5).to(dtype=torch.bfloat16)
+    assert other.forward(torch.randn(4, 6).to(torch.bfloat16), shared=True).shape == (3, 4, 3)
+    assert len(calls) == 3
