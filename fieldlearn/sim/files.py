@@ -1,5 +1,5 @@
-"""Result files: the one atomic write (a reader sees the old file or the whole new one, also after a crash) and the
-one conversion of results to plain JSON values."""
+"""Result files: the one atomic write (a reader sees the old file or the whole new one, also after a crash), the one
+swap of a complete folder into another's place, and the one conversion of results to plain JSON values."""
 from __future__ import annotations
 
 import math
@@ -46,6 +46,21 @@ def fsync_dir(path: str | Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def swap_folder(new: Path, target: Path, aside: Path) -> bool:
+    """Put the complete folder `new` in `target`'s place with two renames, `target` (if there is one) to `aside` and
+    then `new` to `target`, flushed to disk. A kill between the two leaves `target` missing beside a complete `new`
+    (or `aside`), which the caller's recovery moves into place. Returns whether the previous `target` is now at
+    `aside`, for the caller to remove."""
+    if not new.is_dir():  # checked first, so that a mistake never leaves `target` aside
+        raise FileNotFoundError(f"swap_folder: {new} is not a folder")
+    moved = target.exists()
+    if moved:
+        os.rename(target, aside)
+    os.rename(new, target)
+    fsync_dir(target.parent)
+    return moved
 
 
 def json_plain(x: Any, strict: bool = False) -> Any:

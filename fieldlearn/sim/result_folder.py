@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import ScenarioError
-from .files import fsync_dir
+from .files import fsync_dir, swap_folder
 
 #: The file names a run may write besides its snapshot PNGs (exports.figures.snapshots[].file ends in .png).
 RESULT_NAMES = frozenset({"scenario.yaml", "metrics.csv", "devices.csv", "summary.json", "timeseries.png", "run.gif",
@@ -230,11 +230,7 @@ class ResultFolder:
         self.staging = ready  # what `close` removes if the swap does not happen
         old = self._sibling("old")
         with _sigint_deferred():
-            moved = self.out.exists()
-            if moved:
-                os.rename(self.out, old)
-            os.rename(ready, self.out)
-            fsync_dir(self.out.parent)
+            moved = swap_folder(ready, self.out, old)
             self.committed = True
         if moved:
             _remove_results(old)

@@ -26,7 +26,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..sim.files import fsync_dir, write_atomic, write_file
+from ..sim.files import fsync_dir, swap_folder, write_atomic, write_file
 from .grid import FORMAT, SweepError
 from .manifest import MARKER, is_complete, read_manifest
 
@@ -71,9 +71,7 @@ class Store:
         """Swap a complete replacement into this folder's place, then remove the old folder (hold both locks)."""
         here = self.root.resolve()
         old = here.parent / f".{here.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-        os.rename(here, old)
-        os.rename(staging.root, here)  # a kill between the renames: `recover` finishes the swap
-        fsync_dir(here.parent)
+        swap_folder(staging.root, here, old)  # a kill between its renames: `recover` finishes the swap
         shutil.rmtree(old, ignore_errors=True)
 
     def recover(self, arg: str = "--out") -> bool:
@@ -179,13 +177,8 @@ class Store:
                                           indent=2) + "\n")
         fsync_dir(tmp)
         final = self.run_dir(run_id)
-        old = None
-        if final.exists():
-            old = self.runs / f".old-{run_id}-{os.getpid()}-{secrets.token_hex(4)}"
-            os.rename(final, old)
-        os.rename(tmp, final)
-        fsync_dir(self.runs)
-        if old is not None:
+        old = self.runs / f".old-{run_id}-{os.getpid()}-{secrets.token_hex(4)}"
+        if swap_folder(tmp, final, old):
             shutil.rmtree(old, ignore_errors=True)
         (self.errors / f"{run_id}.txt").unlink(missing_ok=True)
         return final

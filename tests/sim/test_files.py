@@ -1,4 +1,4 @@
-"""fieldlearn.sim.files: the atomic write, the folder flush and the plain JSON conversion."""
+"""fieldlearn.sim.files: the atomic write, the folder flush, the folder swap and the plain JSON conversion."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from fieldlearn.sim.files import fsync_dir, json_plain, write_atomic, write_file
+from fieldlearn.sim.files import fsync_dir, json_plain, swap_folder, write_atomic, write_file
 
 
 def test_write_atomic_replaces_and_leaves_no_temporary(tmp_path):
@@ -63,3 +63,19 @@ def test_write_file_writes_the_whole_payload_and_flushes_only_when_asked(tmp_pat
     write_file(tmp_path / "b.bin", b"\x00\x01", sync=False)
     assert (tmp_path / "a.json").read_bytes() == "ü\n".encode() and (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
     assert len(synced) == 1
+
+
+def test_swap_folder_puts_the_new_folder_in_place_and_the_previous_one_aside(tmp_path):
+    new, target, aside = tmp_path / "new", tmp_path / "out", tmp_path / ".out.old"
+    new.mkdir()
+    (new / "a.csv").write_text("first")
+    assert swap_folder(new, target, aside) is False  # nothing was there: nothing set aside
+    assert (target / "a.csv").read_text() == "first" and not new.exists() and not aside.exists()
+    new.mkdir()
+    (new / "b.csv").write_text("second")
+    assert swap_folder(new, target, aside) is True
+    assert sorted(p.name for p in target.iterdir()) == ["b.csv"] and (aside / "a.csv").read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.old", "out"]
+    with pytest.raises(FileNotFoundError, match="missing is not a folder"):  # and the target stays where it is
+        swap_folder(tmp_path / "missing", target, tmp_path / ".out.old2")
+    assert (target / "b.csv").read_text() == "second" and not (tmp_path / ".out.old2").exists()
