@@ -245,7 +245,7 @@ class NumpyBackend:
         if 2 * len(hits) > len(mask):
             return self.segment_reduce(op, np.where(expand_to(mask, values), values, identity), seg)
         dtype = np.bool_ if op in ("any", "all") else np.result_type(values, identity)
-        out = np.full((seg.n_rows,) + values.shape[1:], identity, dtype=dtype)  # rows whose links are all unselected
+        out = self.full((seg.n_rows,) + values.shape[1:], identity, dtype=dtype)  # rows with no selected link
         if seg.has_empty:
             out[seg.empty] = identity_of(op, dtype)  # rows without links, as segment_reduce gives them
         if len(hits):

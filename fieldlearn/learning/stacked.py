@@ -13,13 +13,18 @@ from torch import nn
 __all__ = ["plain_mlp_layers", "shared_input_logits", "training_template"]
 
 
-class _StackedLinear(torch.autograd.Function):
+def stacked_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
     """`x @ w^T + b` over stacked devices: x `[m, rows, in]`, w `[m, out, in]`, b `[m, out]` or None."""
+    out = torch.bmm(x, w.transpose(1, 2))
+    return out if b is None else out.add_(b.unsqueeze(1))
+
+
+class _StackedLinear(torch.autograd.Function):
+    """`stacked_linear` with a backward that gives each device's weight gradient in the weight's own layout."""
 
     @staticmethod
     def forward(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-        out = torch.bmm(x, w.transpose(1, 2))
-        return out if b is None else out.add_(b.unsqueeze(1))
+        return stacked_linear(x, w, b)
 
     @staticmethod
     def setup_context(ctx: torch.autograd.function.FunctionCtx, inputs: tuple, output: torch.Tensor) -> None:
@@ -104,7 +109,9 @@ def plain_mlp_layers(template: nn.Module) -> list[tuple[str, nn.Module]] | None:
     if type(template) is not nn.Sequential:
         return None
     layers = list(template.named_children())
-    if not layers or type(layers[0][1]) is not nn.Linear or any(type(m) not in (nn.Linear, nn.ReLU) for _, m in layers):
+    if not layers or type(layers[0][1]) is not nn.Linear:
+        return None
+    if any(type(m) not in (nn.Linear, nn.ReLU) for _, m in layers):
         return None
     return layers
 
@@ -124,8 +131,6 @@ def shared_input_logits(layers: list[tuple[str, nn.Module]], params: dict[str, t
         if h is None:
             flat = F.linear(x, w.reshape(m * out_features, in_features), None if b is None else b.reshape(-1))
             h = flat.view(x.shape[0], m, out_features).transpose(0, 1)
-        elif b is None:
-            h = torch.bmm(h, w.transpose(1, 2))
         else:
-            h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+            h = stacked_linear(h, w, b)
     return h

@@ -83,7 +83,8 @@ def test_outside_vmap_it_is_nn_linear_with_its_gradients():
 
 
 def test_plain_mlp_layers_are_found_only_in_a_sequential_of_plain_linear_and_relu():
-    assert [k for k, _ in plain_mlp_layers(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)))] == ["0", "1", "2"]
+    mlp = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    assert [k for k, _ in plain_mlp_layers(mlp)] == ["0", "1", "2"]
     for other in (_net(), nn.Sequential(nn.ReLU(), nn.Linear(3, 2)), nn.Sequential(nn.Linear(3, 2), nn.Tanh()),
                   nn.Sequential(Scaled(3, 2)), nn.Linear(3, 2), nn.Sequential()):
         assert plain_mlp_layers(other) is None
