@@ -104,9 +104,9 @@ def training_template(template: nn.Module) -> nn.Module:
 
 
 def plain_mlp_layers(template: nn.Module) -> list[tuple[str, nn.Module]] | None:
-    """The named layers of a template that is an `nn.Sequential` of plain `nn.Linear` and `nn.ReLU` only (an MLP as
-    `ModelConfig` builds it), or None for any other template."""
-    if type(template) is not nn.Sequential:
+    """The named layers of a template that is an `nn.Sequential` (or a subclass that keeps its forward, as the MLP
+    `ModelConfig` builds) of plain `nn.Linear` and `nn.ReLU` only, or None for any other template."""
+    if not isinstance(template, nn.Sequential) or type(template).forward is not nn.Sequential.forward:
         return None
     layers = list(template.named_children())
     if not layers or type(layers[0][1]) is not nn.Linear:

@@ -37,10 +37,13 @@ def test_evaluate_scores_movers_everywhere_and_static_devices_on_their_own_area(
 
 def test_eval_precision_bfloat16_scores_in_bfloat16(monkeypatch):
     import fieldlearn.learning.context as context_module
+    import fieldlearn.learning.models as models_module
 
-    asked = []
+    asked, fast = [], []
     real = context_module.accuracy_matrix
     monkeypatch.setattr(context_module, "accuracy_matrix", lambda *a, **k: asked.append(k["dtype"]) or real(*a, **k))
+    logits = models_module.shared_input_logits
+    monkeypatch.setattr(models_module, "shared_input_logits", lambda *a: fast.append(1) or logits(*a))
     scored = {}
     for precision in ("float32", "bfloat16"):
         config = {"dataset": "digits", "model": {"hidden": [8]}, "eval_samples": 30, "eval_precision": precision}
@@ -52,6 +55,9 @@ def test_eval_precision_bfloat16_scores_in_bfloat16(monkeypatch):
         expected = real(models, ctx.dataset, ctx.eval_sets, dtype=ctx.eval_dtype)
         np.testing.assert_array_equal(scored[precision][1], expected)
     assert asked == [None, None, torch.bfloat16, torch.bfloat16]
+    # the configured MLP is scored in bfloat16 by the plain-MLP path: one call per area in each of the three bfloat16
+    # scorings (every device fits one chunk)
+    assert len(fast) == 2 + 2 + 2
     for low, full in zip(scored["bfloat16"], scored["float32"]):
         np.testing.assert_array_equal(np.isnan(low), np.isnan(full))
         assert np.nanmax(np.abs(low - full)) <= 2 / 30

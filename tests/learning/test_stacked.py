@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from fieldlearn.learning.config import ModelConfig
 from fieldlearn.learning.models import ModelField
 from fieldlearn.learning.stacked import (StackedLinear, plain_mlp_layers, shared_input_logits,
                                         training_template)
@@ -82,11 +83,20 @@ def test_outside_vmap_it_is_nn_linear_with_its_gradients():
                                      layer.bias.detach().clone().requires_grad_(True)))
 
 
+class Doubled(nn.Sequential):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * super().forward(x)
+
+
 def test_plain_mlp_layers_are_found_only_in_a_sequential_of_plain_linear_and_relu():
     mlp = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     assert [k for k, _ in plain_mlp_layers(mlp)] == ["0", "1", "2"]
+    # the model a scenario's `learning.model` builds: a subclass of nn.Sequential that keeps its forward
+    built = ModelConfig(hidden=(5, 4)).build(6, 3)
+    assert type(built) is not nn.Sequential and [k for k, _ in plain_mlp_layers(built)] == ["0", "1", "2", "3", "4"]
     for other in (_net(), nn.Sequential(nn.ReLU(), nn.Linear(3, 2)), nn.Sequential(nn.Linear(3, 2), nn.Tanh()),
-                  nn.Sequential(Scaled(3, 2)), nn.Linear(3, 2), nn.Sequential()):
+                  nn.Sequential(Scaled(3, 2)), nn.Linear(3, 2), nn.Sequential(),
+                  Doubled(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))):
         assert plain_mlp_layers(other) is None
 
 
