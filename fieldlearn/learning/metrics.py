@@ -23,13 +23,15 @@ def accuracy_matrix(
 ) -> np.ndarray:
     """Accuracy `[devices, regions]` of every (selected) device's model on every region's index set (NaN for an
     empty set). `needed` (bool `[devices, regions]`) evaluates only those pairs, NaN elsewhere (e.g. mobile devices on
-    every region, static ones on their own). Per region, the devices that need it are gathered `chunk_size` at a time
-    and all see the region's samples at once, `sample_chunk` of them per batched forward pass.
+    every region, static ones on their own). The devices are taken `chunk_size` at a time (runs of consecutive rows
+    as slices, the rest gathered); each chunk's devices that need a region all see its samples at once,
+    `sample_chunk` of them per batched forward pass.
 
     `dtype` computes the forward passes in that floating type instead of the models' own. Where the CPU multiplies
     bfloat16 natively (AVX512-BF16, AMX), `torch.bfloat16` matmuls are 2-3x faster and a whole evaluation 1.4-1.7x
     (benchmarks/c2fl_scale.py --eval-precision both); a rounded logit flips a prediction only where the top two
-    nearly tie. Each chunk's models are cast when they are scored, so no second copy of the whole field is made."""
+    nearly tie. Each chunk's models are cast once, for all the regions they are scored on, so no second copy of the
+    whole field is made."""
     rows = np.arange(len(models)) if devices is None else as_index_array(devices)
     if rows.size and (rows.min() < 0 or rows.max() >= len(models)):
         raise IndexError(f"accuracy_matrix: devices out of range for a ModelField of {len(models)} devices")
@@ -47,22 +49,28 @@ def accuracy_matrix(
     step = max(1, chunk_size or models.chunk_size)
     correct = np.zeros((rows.size, n_regions), dtype=np.int64)
     inputs, labels = dataset.inputs, dataset.labels
+    need = need & (sizes > 0)
     with torch.inference_mode():
-        for r in range(n_regions):
-            who = np.flatnonzero(need[:, r]) if sizes[r] else np.empty(0, dtype=np.int64)
-            idx = torch.as_tensor(regions.row(r))
-            parts = [(inputs[part].to(models.device, dtype), labels[part].to(models.device))  # moved once per region
-                     for part in (idx[s : s + sample_chunk] for s in range(0, idx.numel(), sample_chunk))]
-            for pos, consecutive in _chunks(who, rows, step):
-                chosen = rows[pos]
-                group = models[int(chosen[0]) : int(chosen[-1]) + 1] if consecutive else models[chosen]
-                if dtype is not None:
-                    group = group.to(dtype=dtype)
-                hits = torch.zeros(pos.size, dtype=torch.int64, device=models.device)
-                for x, y in parts:
-                    logits = group.forward(x, shared=True, chunk_size=step)
+        parts = [[(inputs[part].to(models.device, dtype), labels[part].to(models.device))  # moved once per region
+                  for part in (idx[s : s + sample_chunk] for s in range(0, idx.numel(), sample_chunk))]
+                 for idx in (torch.as_tensor(regions.row(r)) for r in range(n_regions))]
+        for pos, consecutive in _chunks(np.flatnonzero(need.any(axis=1)), rows, step):
+            chosen = rows[pos]
+            group = models[int(chosen[0]) : int(chosen[-1]) + 1] if consecutive else models[chosen]
+            if dtype is not None:
+                group = group.to(dtype=dtype)  # once per device, whichever regions it is scored on
+            for r in range(n_regions):
+                wanted = need[pos, r]
+                if not wanted.any():
+                    continue
+                here = np.flatnonzero(wanted)
+                run = here[-1] - here[0] + 1 == here.size
+                sub = group if here.size == pos.size else group[int(here[0]) : int(here[-1]) + 1] if run else group[here]
+                hits = torch.zeros(here.size, dtype=torch.int64, device=models.device)
+                for x, y in parts[r]:
+                    logits = sub.forward(x, shared=True, chunk_size=step)
                     hits += (logits.argmax(-1) == y).sum(-1)
-                correct[pos, r] = hits.cpu().numpy()
+                correct[pos[here], r] = hits.cpu().numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
         out = correct / np.where(sizes > 0, sizes, np.nan)
     out[~need] = np.nan

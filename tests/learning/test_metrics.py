@@ -143,3 +143,25 @@ def test_a_bfloat16_evaluation_of_trained_models_agrees_with_float32_but_for_nea
     np.testing.assert_array_equal(np.isnan(low), ~needed)
     assert np.nanmax(np.abs(low - full)) <= 2 / 200  # at most two samples of 200 change their answer
     np.testing.assert_array_equal(accuracy_matrix(models, data, regions, needed=needed, dtype=torch.float32), full)
+
+
+def test_a_bfloat16_evaluation_casts_each_scored_model_once_whatever_the_regions_it_is_scored_on(monkeypatch):
+    cast_rows = []
+    real_to = ModelField.to
+    monkeypatch.setattr(ModelField, "to", lambda self, *a, **k: cast_rows.append(len(self)) or real_to(self, *a, **k))
+    g = torch.Generator().manual_seed(6)
+    data = Dataset(torch.randn(90, 5, generator=g), torch.randint(0, 3, (90,), generator=g), 3)
+    models = ModelField.from_factory(lambda: nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3)), 10, seed=7)
+    regions = IndexSets.from_lists([np.arange(0, 30), np.arange(30, 60), np.arange(60, 90)])
+    mobile = np.array([True, False, False, True, True, False, False, False, True, False])
+    needed = mobile[:, None] | (np.arange(10)[:, None] % 3 == np.arange(3))
+    needed[7] = False  # a device scored nowhere is not cast either
+    low = accuracy_matrix(models, data, regions, needed=needed, dtype=torch.bfloat16, chunk_size=4)
+    assert sorted(cast_rows) == [2, 3, 4]  # the 9 devices scored somewhere, once each: 0-6 in pieces of 4 and 3, 8-9
+    cast_rows.clear()
+    per_region = np.full((10, 3), np.nan)
+    for r in range(3):  # one region at a time: the movers are cast once per region
+        only = needed & (np.arange(3) == r)
+        per_region[:, r] = accuracy_matrix(models, data, regions, needed=only, dtype=torch.bfloat16, chunk_size=4)[:, r]
+    np.testing.assert_array_equal(low, per_region)
+    assert sum(cast_rows) == int(needed.sum())
