@@ -5,6 +5,7 @@
     python benchmarks/c2fl_scale.py --sizes 1024 --links clique --threads 2 --allocator both
     python benchmarks/c2fl_scale.py --check-slow-path 120  # 48 devices with and without the stacked linear layers
     python benchmarks/c2fl_scale.py --sizes 1024 --links clique --eval-precision both  # float32 and bfloat16 CAcc
+    python benchmarks/c2fl_scale.py --sizes 1024 --links clique --allocator both --huge-pages both
 
 The configuration is `scenarios/c2fl-fashion.yaml` (Fashion-MNIST 28x28, MLP 784-128-10, 20 samples per round, 300
 replayed per mover, two epochs and the post-merge pass) with every area scaled up: 4 areas of D devices each, a
@@ -13,7 +14,9 @@ devices hear each other: D^2 links); `sparse` uses radius 0.7 (about 4-8 links p
 fresh process (`--threads` torch threads, default one) so that its peak RSS is its own; `--allocator` chooses
 between glibc keeping freed blocks (`keep_freed_memory`, as the simulator does: no page zeroing, but freed blocks
 fragment, so the peak RSS is above the live peak) and glibc's own policy (model-sized blocks go back to the system
-when freed: the peak RSS is the live peak, and every new one is zeroed again). The blocks' times are the cumulative
+when freed: the peak RSS is the live peak, and every new one is zeroed again); `--huge-pages` has torch back its
+large tensors with transparent huge pages (`THP_MEM_ALLOC_ENABLE=1`), so that a fresh block faults in 2 MB pages
+instead of 4 kB ones. The blocks' times are the cumulative
 CPU times cProfile gives the learning blocks over the timed rounds (`--block-clock wall`: their clock times, what a
 run with several threads waits for), from round 31 on (after the first move, so that movers replay their memories;
 the rounds before are run untimed).
@@ -28,7 +31,9 @@ from __future__ import annotations
 import argparse
 import copy
 import cProfile
+import itertools
 import json
+import os
 import pstats
 import subprocess
 import sys
@@ -39,6 +44,7 @@ from memory_usage import peak_rss_mib
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIO = REPO / "scenarios" / "c2fl-fashion.yaml"
+HUGE_PAGES = "THP_MEM_ALLOC_ENABLE"  # torch's CPU allocator asks for transparent huge pages for blocks of 2 MB and more
 BLOCKS = {"train": "train_locally", "regional model": "classwise_regional_mean", "evaluation": "evaluation"}
 
 
@@ -145,11 +151,14 @@ def slow_path_check(rounds: int) -> dict:
 
 
 def measure(per_area: int, sparse: bool, rounds: int, start: int, keep: bool = True, threads: int = 1,
-            bfloat16: bool = False, wall_blocks: bool = False) -> dict:
+            bfloat16: bool = False, wall_blocks: bool = False, huge_pages: bool = False) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != HUGE_PAGES}
+    if huge_pages:
+        env[HUGE_PAGES] = "1"
     out = subprocess.run([sys.executable, __file__, "--child",
                           f"{per_area},{int(sparse)},{rounds},{start},{int(keep)},{threads},{int(bfloat16)},"
                           f"{int(wall_blocks)}"],
-                         capture_output=True, text=True, timeout=3600)
+                         capture_output=True, text=True, timeout=3600, env=env)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -166,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--allocator", choices=("keep", "default", "both"), default="keep",
                    help="keep: glibc keeps freed blocks (keep_freed_memory, as the simulator does); default: glibc's "
                         "own policy (freed model-sized blocks go back to the system: the live peak); both")
+    p.add_argument("--huge-pages", choices=("off", "on", "both"), default="off",
+                   help=f"on: the runs set {HUGE_PAGES}=1 (torch backs its large tensors with transparent huge pages: "
+                        "a fresh model-sized block faults in 2 MB pages, not 4 kB ones); both: one run each")
     p.add_argument("--threads", type=int, default=1, help="torch threads in each run (the table's s/round is CPU "
                    "time, wall is the clock)")
     p.add_argument("--eval-precision", choices=("float32", "bfloat16", "both"), default="float32",
@@ -191,14 +203,16 @@ def main(argv: list[str] | None = None) -> int:
         for sparse in (kinds if n >= 1024 else (False,)):
             if n > 1024 and not sparse:
                 continue  # 4,096 devices in cliques of 1,024 are 4M links: measured sparse only
-            for keep in {"keep": (True,), "default": (False,), "both": (True, False)}[args.allocator]:
-                for low in {"float32": (False,), "bfloat16": (True,), "both": (False, True)}[args.eval_precision]:
-                    r = measure(n // 4, sparse, args.rounds, args.start, keep, args.threads, low,
-                                args.block_clock == "wall")
-                    r["links_kind"] = "sparse (radius 0.7)" if sparse else "clique per area"
-                    r["allocator"] = "keep freed" if keep else "glibc default"
-                    rows.append(r)
-                    print(json.dumps(r), flush=True)
+            for keep, low, huge in itertools.product(
+                    {"keep": (True,), "default": (False,), "both": (True, False)}[args.allocator],
+                    {"float32": (False,), "bfloat16": (True,), "both": (False, True)}[args.eval_precision],
+                    {"off": (False,), "on": (True,), "both": (False, True)}[args.huge_pages]):
+                r = measure(n // 4, sparse, args.rounds, args.start, keep, args.threads, low,
+                            args.block_clock == "wall", huge)
+                r["links_kind"] = "sparse (radius 0.7)" if sparse else "clique per area"
+                r["allocator"] = ("keep freed" if keep else "glibc default") + (", huge pages" if huge else "")
+                rows.append(r)
+                print(json.dumps(r), flush=True)
     print("\n| devices | links | kind | allocator | threads | blocks timed by | evaluation in | CPU s/round | "
           "wall s/round | train | regional model | evaluation | regional / train | evaluation / train | peak RSS | "
           "CAcc |")
