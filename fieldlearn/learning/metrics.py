@@ -28,8 +28,8 @@ def accuracy_matrix(
     `sample_chunk` of them per batched forward pass.
 
     `dtype` computes the forward passes in that floating type instead of the models' own. Where the CPU multiplies
-    bfloat16 natively (AVX512-BF16, AMX), `torch.bfloat16` matmuls are 2-3x faster and a whole evaluation 1.4-1.7x
-    (benchmarks/c2fl_scale.py --eval-precision both); a rounded logit flips a prediction only where the top two
+    bfloat16 natively (AVX512-BF16, AMX), `torch.bfloat16` matmuls are 2-3x faster and a whole evaluation about 2x
+    (2.3x for C2FL at 1,024 devices: benchmarks/c2fl_scale.py --eval-precision both); a rounded logit flips a prediction only where the top two
     nearly tie. Each chunk's models are cast once, for all the regions they are scored on, so no second copy of the
     whole field is made."""
     rows = np.arange(len(models)) if devices is None else as_index_array(devices)
