@@ -29,9 +29,9 @@ def accuracy_matrix(
 
     `dtype` computes the forward passes in that floating type instead of the models' own. Where the CPU multiplies
     bfloat16 natively (AVX512-BF16, AMX), `torch.bfloat16` matmuls are 2-3x faster and a whole evaluation about 2x
-    (2.3x for C2FL at 1,024 devices: benchmarks/c2fl_scale.py --eval-precision both); a rounded logit flips a prediction only where the top two
-    nearly tie. Each chunk's models are cast once, for all the regions they are scored on, so no second copy of the
-    whole field is made."""
+    (2.3x for C2FL at 1,024 devices: benchmarks/c2fl_scale.py --eval-precision both); a rounded logit flips a
+    prediction only where the top two nearly tie. Each chunk's models are cast once, for all the regions they are
+    scored on, so no second copy of the whole field is made."""
     rows = np.arange(len(models)) if devices is None else as_index_array(devices)
     if rows.size and (rows.min() < 0 or rows.max() >= len(models)):
         raise IndexError(f"accuracy_matrix: devices out of range for a ModelField of {len(models)} devices")
@@ -64,8 +64,12 @@ def accuracy_matrix(
                 if not wanted.any():
                     continue
                 here = np.flatnonzero(wanted)
-                run = here[-1] - here[0] + 1 == here.size
-                sub = group if here.size == pos.size else group[int(here[0]) : int(here[-1]) + 1] if run else group[here]
+                if here.size == pos.size:
+                    sub = group
+                elif here[-1] - here[0] + 1 == here.size:  # a run of the chunk: a slice
+                    sub = group[int(here[0]) : int(here[-1]) + 1]
+                else:
+                    sub = group[here]
                 hits = torch.zeros(here.size, dtype=torch.int64, device=models.device)
                 for x, y in parts[r]:
                     logits = sub.forward(x, shared=True, chunk_size=step)
