@@ -105,15 +105,25 @@ def training_template(template: nn.Module) -> nn.Module:
 
 def plain_mlp_layers(template: nn.Module) -> list[tuple[str, nn.Module]] | None:
     """The named layers of a template that is an `nn.Sequential` (or a subclass that keeps its forward, as the MLP
-    `ModelConfig` builds) of plain `nn.Linear` and `nn.ReLU` only, or None for any other template."""
+    `ModelConfig` builds) of plain `nn.Linear` and `nn.ReLU` only, with no forward hooks, or None for any other
+    template."""
     if not isinstance(template, nn.Sequential) or type(template).forward is not nn.Sequential.forward:
         return None
+    if any(_has_forward_hooks(m) for m in template.modules()) or _has_forward_hooks(torch.nn.modules.module):
+        return None  # a hook changes what the module computes: only calling it runs the hook
     layers = list(template.named_children())
     if not layers or type(layers[0][1]) is not nn.Linear:
         return None
     if any(type(m) not in (nn.Linear, nn.ReLU) for _, m in layers):
         return None
     return layers
+
+
+def _has_forward_hooks(owner: object) -> bool:
+    """Whether a module (or, given torch's module namespace, every module) has forward hooks; torch keeps them in
+    these dicts and has no public query for them."""
+    prefix = "_global" if owner is torch.nn.modules.module else ""
+    return any(bool(getattr(owner, f"{prefix}{name}", None)) for name in ("_forward_hooks", "_forward_pre_hooks"))
 
 
 def shared_input_logits(layers: list[tuple[str, nn.Module]], params: dict[str, torch.Tensor],

@@ -98,6 +98,20 @@ def test_plain_mlp_layers_are_found_only_in_a_sequential_of_plain_linear_and_rel
                   nn.Sequential(Scaled(3, 2)), nn.Linear(3, 2), nn.Sequential(),
                   Doubled(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))):
         assert plain_mlp_layers(other) is None
+    # a forward hook (on a layer, on the whole model, or on every module) is run only by calling the module
+    hooked = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    handle = hooked[2].register_forward_hook(lambda module, args, out: 2 * out)
+    assert plain_mlp_layers(hooked) is None
+    handle.remove()
+    handle = hooked.register_forward_pre_hook(lambda module, args: (args[0] + 1,))
+    assert plain_mlp_layers(hooked) is None
+    handle.remove()
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda module, args, out: out)
+    try:
+        assert plain_mlp_layers(hooked) is None
+    finally:
+        handle.remove()
+    assert plain_mlp_layers(hooked) is not None
 
 
 def _mlp3(bias: bool) -> nn.Module:
