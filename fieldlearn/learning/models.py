@@ -314,8 +314,8 @@ class ModelField:
         step = chunk_size or self.chunk_size
         layers = plain_mlp_layers(template) if shared and not train and x.dim() == 2 else None
         if layers is not None and self.dtype == torch.bfloat16:
-            # a few matmuls over all devices: 1.1-1.2x faster in bfloat16; float32 keeps the vmapped path (as fast
-            # there), so that its results stay those of earlier runs
+            # a few matmuls over all devices, faster than vmap in bfloat16 (benchmarks/RESULTS.md); float32 keeps the
+            # vmapped path (as fast there), so that its results stay those of earlier runs
             outs = [shared_input_logits(layers, {k: v[s : s + step] for k, v in self.params.items()}, x)
                     for s in range(0, n, step)]
             return outs[0] if len(outs) == 1 else torch.cat(outs)

@@ -109,7 +109,7 @@ def plain_mlp_layers(template: nn.Module) -> list[tuple[str, nn.Module]] | None:
     template."""
     if not isinstance(template, nn.Sequential) or type(template).forward is not nn.Sequential.forward:
         return None
-    if any(_has_forward_hooks(m) for m in template.modules()) or _has_forward_hooks(torch.nn.modules.module):
+    if _runs_forward_hooks(template):
         return None  # a hook changes what the module computes: only calling it runs the hook
     layers = list(template.named_children())
     if not layers or type(layers[0][1]) is not nn.Linear:
@@ -119,11 +119,13 @@ def plain_mlp_layers(template: nn.Module) -> list[tuple[str, nn.Module]] | None:
     return layers
 
 
-def _has_forward_hooks(owner: object) -> bool:
-    """Whether a module (or, given torch's module namespace, every module) has forward hooks; torch keeps them in
-    these dicts and has no public query for them."""
-    prefix = "_global" if owner is torch.nn.modules.module else ""
-    return any(bool(getattr(owner, f"{prefix}{name}", None)) for name in ("_forward_hooks", "_forward_pre_hooks"))
+def _runs_forward_hooks(template: nn.Module) -> bool:
+    """Whether calling `template` runs a forward hook: one registered for every module, or on it or a submodule
+    (torch keeps them in these dicts and has no public query for them)."""
+    every = torch.nn.modules.module
+    if every._global_forward_hooks or every._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in template.modules())
 
 
 def shared_input_logits(layers: list[tuple[str, nn.Module]], params: dict[str, torch.Tensor],
