@@ -115,7 +115,7 @@ def model_cell(kind: str, rounds: int, keep_freed: bool) -> dict:
 
     torch.set_num_threads(1)
     if keep_freed:
-        from fieldlearn.calculus.backend import keep_freed_memory
+        from fieldlearn.calculus import keep_freed_memory
 
         keep_freed_memory()
     net, radius = model_network(kind)
@@ -197,7 +197,7 @@ def main() -> None:
         models_table(args.mem_limit, args.model_rounds, args.keep_freed)
         return
     if args.keep_freed:
-        from fieldlearn.calculus.backend import keep_freed_memory
+        from fieldlearn.calculus import keep_freed_memory
 
         keep_freed_memory()
     backend = "torch" if args.device == "cuda" else args.backend

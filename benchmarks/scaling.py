@@ -53,7 +53,7 @@ def cell(n: int, name: str, budget: float, repeats: int, keep_freed: bool) -> di
     from fieldlearn import Inbox, Network, RoundVM
 
     if keep_freed:  # process-wide: bare rounds get the same allocator policy
-        from fieldlearn.calculus.backend import keep_freed_memory
+        from fieldlearn.calculus import keep_freed_memory
 
         keep_freed_memory()
     net = Network.random_geometric(n, mean_degree=8.0, seed=1)
@@ -98,7 +98,7 @@ def main() -> None:
     p.add_argument("--budget", type=float, default=2.0, help="seconds of fieldlearn rounds per cell")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--keep-freed", action="store_true",
-                   help="call fieldlearn.calculus.backend.keep_freed_memory() in every cell (bare rounds included)")
+                   help="call fieldlearn.calculus.keep_freed_memory() in every cell (bare rounds included)")
     p.add_argument("--cell", default=None, help=argparse.SUPPRESS)  # N:PROGRAM, run in a child process
     args = p.parse_args()
     if args.cell:

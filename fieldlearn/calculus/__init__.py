@@ -22,7 +22,7 @@ from .constructs import (
     share,
     uid,
 )
-from .backend import keep_freed_memory
+from .allocator import keep_freed_memory
 from .fields import Domain, Field, FieldError, NbrField
 from .network import Graph, Network, graph_from_edges, knn_graph, radius_graph
 from .paths import AlignmentError

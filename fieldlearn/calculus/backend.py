@@ -465,32 +465,6 @@ class TorchBackend:
         return out.reshape((n_rows,) + tuple(dense.shape[1:]))
 
 
-#: The largest block glibc's mallopt can be told to keep: its value is a C int.
-_MALLOPT_MAX = 2**31 - 1
-
-
-def keep_freed_memory(threshold: int = _MALLOPT_MAX) -> bool:
-    """Ask glibc to keep freed blocks below `threshold` bytes (at most 2 GiB - 1, mallopt's C int) for reuse instead
-    of returning them to the system.
-
-    Every round allocates and frees arrays the size of all devices' values (models: hundreds of MB, 1.6 GB for 4,096
-    models of 101k parameters); by default glibc maps each such block afresh and the kernel zeroes its pages, which
-    can cost more system time than the arithmetic. A process-wide setting, so runners (simulator, benchmarks) call
-    it, not the calculus; returns whether it took effect (False where the C library is not glibc)."""
-    import ctypes
-    import ctypes.util
-
-    if not 0 < int(threshold) <= _MALLOPT_MAX:
-        raise ValueError(f"keep_freed_memory: threshold must be in 1..{_MALLOPT_MAX} bytes, got {threshold}")
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(mallopt(m_mmap_threshold, int(threshold))) and bool(mallopt(m_trim_threshold, _MALLOPT_MAX))
-
-
 def backend_for(name: str | None = None, device: Any = None) -> NumpyBackend | TorchBackend:
     """The backend named `numpy` or `torch` (the latter on `device`)."""
     if name in (None, "numpy"):
