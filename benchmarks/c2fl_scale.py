@@ -6,6 +6,7 @@
     python benchmarks/c2fl_scale.py --check-slow-path 120  # 48 devices with and without the stacked linear layers
     python benchmarks/c2fl_scale.py --sizes 1024 --links clique --eval-precision both  # float32 and bfloat16 CAcc
     python benchmarks/c2fl_scale.py --sizes 1024 --links clique --allocator both --huge-pages both
+    python benchmarks/c2fl_scale.py --sizes 1024 --links clique --allocator keep,jemalloc,tcmalloc
 
 The configuration is `scenarios/c2fl-fashion.yaml` (Fashion-MNIST 28x28, MLP 784-128-10, 20 samples per round, 300
 replayed per mover, two epochs and the post-merge pass) with every area scaled up: 4 areas of D devices each, a
@@ -14,12 +15,13 @@ devices hear each other: D^2 links); `sparse` uses radius 0.7 (about 4-8 links p
 fresh process (`--threads` torch threads, default one) so that its peak RSS is its own; `--allocator` chooses
 between glibc keeping freed blocks (`keep_freed_memory`, as the simulator does: no page zeroing, but freed blocks
 fragment, so the peak RSS is above the live peak) and glibc's own policy (model-sized blocks go back to the system
-when freed: the peak RSS is the live peak, and every new one is zeroed again); `--huge-pages` has torch back its
-large tensors with transparent huge pages (`THP_MEM_ALLOC_ENABLE=1`), so that a fresh block faults in 2 MB pages
-instead of 4 kB ones. The blocks' times are the cumulative
-CPU times cProfile gives the learning blocks over the timed rounds (`--block-clock wall`: their clock times, what a
-run with several threads waits for), from round 31 on (after the first move, so that movers replay their memories;
-the rounds before are run untimed).
+when freed: the peak RSS is the live peak, and every new one is zeroed again), or jemalloc or tcmalloc preloaded
+(`LD_PRELOAD`) and keeping freed pages (they reuse them with little fragmentation; Debian: `libjemalloc2`,
+`libtcmalloc-minimal4`); `--huge-pages` has torch back its large tensors with transparent huge pages
+(`THP_MEM_ALLOC_ENABLE=1`), so that a fresh block faults in 2 MB pages instead of 4 kB ones. The blocks' times are
+the cumulative CPU times cProfile gives the learning blocks over the timed rounds (`--block-clock wall`: their clock
+times, what a run with several threads waits for), from round 31 on (after the first move, so that movers replay
+their memories; the rounds before are run untimed).
 
 The table: seconds per round, of which local training (`train_locally`, the post-merge pass included), the regional
 model (`classwise_regional_mean`: collect and broadcast of the models) and the evaluation (CAcc of every mover on
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import copy
 import cProfile
+import ctypes.util
 import itertools
 import json
 import os
@@ -81,13 +84,13 @@ def child(per_area: int, sparse: bool, rounds: int, start: int, keep: bool = Tru
     import torch
 
     from fieldlearn.calculus import keep_freed_memory
+    from fieldlearn.calculus.allocator import malloc_name
     from fieldlearn.sim import resolve_scenario
     from fieldlearn.sim.engine import Engine
     from fieldlearn.sim.recording import Recorder
 
     torch.set_num_threads(1)
-    if keep:
-        keep_freed_memory()  # as the simulator's command line does
+    kept = keep and keep_freed_memory()  # as the simulator's command line does
     data = scaled(per_area, sparse)
     data["learning"]["threads"] = threads  # the simulator sets torch's threads from the learning block
     data["duration"] = {"rounds": start + rounds}
@@ -111,7 +114,7 @@ def child(per_area: int, sparse: bool, rounds: int, start: int, keep: bool = Tru
     return {"devices": engine.capacity, "links": links, "round_s": total / rounds, "wall_s": wall / rounds,
             "threads": threads, "eval_precision": data["learning"]["eval_precision"],
             "block_clock": "wall" if wall_blocks else "cpu", **blocks,
-            "peak_mib": peak_rss_mib(),
+            "peak_mib": peak_rss_mib(), "malloc": malloc_name(), "kept": bool(kept),
             "cacc": recorder.final.get("cacc")}
 
 
@@ -150,9 +153,38 @@ def slow_path_check(rounds: int) -> dict:
             "max_model_difference": diff}
 
 
-def measure(per_area: int, sparse: bool, rounds: int, start: int, keep: bool = True, threads: int = 1,
+#: Each --allocator choice: the library to preload (None: glibc's malloc), its environment, whether to keep freed blocks.
+ALLOCATORS = {
+    "keep": (None, {}, True),
+    "default": (None, {}, False),
+    "jemalloc": ("jemalloc", {}, True),
+    "tcmalloc": ("tcmalloc_minimal", {"TCMALLOC_RELEASE_RATE": "0"}, True),
+}
+ALLOCATOR_LABELS = {"keep": "glibc, keep freed", "default": "glibc default", "jemalloc": "jemalloc, keep freed",
+                    "tcmalloc": "tcmalloc, keep freed"}
+
+
+def allocators(choice: str) -> list[str]:
+    """The allocators a --allocator value names: `both` (glibc keeping and glibc's own), `all`, or a comma list."""
+    names = {"both": ["keep", "default"], "all": list(ALLOCATORS)}.get(choice, choice.split(","))
+    unknown = [n for n in names if n not in ALLOCATORS]
+    if unknown:
+        raise SystemExit(f"--allocator: unknown {', '.join(unknown)} (choose from {', '.join(ALLOCATORS)}, both, all)")
+    for name in names:
+        library = ALLOCATORS[name][0]
+        if library and not ctypes.util.find_library(library):
+            raise SystemExit(f"--allocator {name}: lib{library}.so is not installed (Debian: apt-get install "
+                             f"{'libjemalloc2' if name == 'jemalloc' else 'libtcmalloc-minimal4'})")
+    return names
+
+
+def measure(per_area: int, sparse: bool, rounds: int, start: int, allocator: str = "keep", threads: int = 1,
             bfloat16: bool = False, wall_blocks: bool = False, huge_pages: bool = False) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != HUGE_PAGES}
+    library, extra, keep = ALLOCATORS[allocator]
+    env = {k: v for k, v in os.environ.items() if k not in (HUGE_PAGES, "LD_PRELOAD", "TCMALLOC_RELEASE_RATE")}
+    env.update(extra)
+    if library:
+        env["LD_PRELOAD"] = ctypes.util.find_library(library)
     if huge_pages:
         env[HUGE_PAGES] = "1"
     out = subprocess.run([sys.executable, __file__, "--child",
@@ -161,7 +193,10 @@ def measure(per_area: int, sparse: bool, rounds: int, start: int, keep: bool = T
                          capture_output=True, text=True, timeout=3600, env=env)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    if r["malloc"] != (library.split("_")[0] if library else "glibc") or r["kept"] != keep:
+        raise RuntimeError(f"--allocator {allocator}: the run had {r['malloc']} keeping freed blocks: {r['kept']}")
+    return r
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,9 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--links", choices=("clique", "sparse", "both"), default="both",
                    help="at 1,024 devices and more: every area one clique, sparse links (radius 0.7), or both "
                         "(above 1,024 always sparse)")
-    p.add_argument("--allocator", choices=("keep", "default", "both"), default="keep",
+    p.add_argument("--allocator", default="keep",
                    help="keep: glibc keeps freed blocks (keep_freed_memory, as the simulator does); default: glibc's "
-                        "own policy (freed model-sized blocks go back to the system: the live peak); both")
+                        "own policy (freed model-sized blocks go back to the system: the live peak); jemalloc, "
+                        "tcmalloc: that allocator preloaded, keeping freed pages; both (keep,default); all; or a "
+                        "comma list")
     p.add_argument("--huge-pages", choices=("off", "on", "both"), default="off",
                    help=f"on: the runs set {HUGE_PAGES}=1 (torch backs its large tensors with transparent huge pages: "
                         "a fresh model-sized block faults in 2 MB pages, not 4 kB ones); both: one run each")
@@ -203,14 +240,14 @@ def main(argv: list[str] | None = None) -> int:
         for sparse in (kinds if n >= 1024 else (False,)):
             if n > 1024 and not sparse:
                 continue  # 4,096 devices in cliques of 1,024 are 4M links: measured sparse only
-            for keep, low, huge in itertools.product(
-                    {"keep": (True,), "default": (False,), "both": (True, False)}[args.allocator],
+            for allocator, low, huge in itertools.product(
+                    allocators(args.allocator),
                     {"float32": (False,), "bfloat16": (True,), "both": (False, True)}[args.eval_precision],
                     {"off": (False,), "on": (True,), "both": (False, True)}[args.huge_pages]):
-                r = measure(n // 4, sparse, args.rounds, args.start, keep, args.threads, low,
+                r = measure(n // 4, sparse, args.rounds, args.start, allocator, args.threads, low,
                             args.block_clock == "wall", huge)
                 r["links_kind"] = "sparse (radius 0.7)" if sparse else "clique per area"
-                r["allocator"] = ("keep freed" if keep else "glibc default") + (", huge pages" if huge else "")
+                r["allocator"] = ALLOCATOR_LABELS[allocator] + (", huge pages" if huge else "")
                 rows.append(r)
                 print(json.dumps(r), flush=True)
     print("\n| devices | links | kind | allocator | threads | blocks timed by | evaluation in | CPU s/round | "
