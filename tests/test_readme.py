@@ -1,8 +1,9 @@
 """Every snippet of the README runs as shown: Python blocks on their own (a block that starts with `# continues`
 runs after the one before it), `# file: NAME` blocks are written where the text says, and the `python -m
-fieldlearn.sim` commands run in that folder. The set-up commands (pip, pytest) are left to CI."""
+fieldlearn.sim` commands (with the `NAME=value` variables before them) run in that folder. The set-up commands (pip, pytest) are left to CI."""
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
+SIM_COMMAND = re.compile(r"^(?:[A-Z_][A-Z0-9_]*=\S+\s+)*python -m fieldlearn\.sim ")
 
 
 def blocks() -> list[tuple[str, str]]:
@@ -45,13 +47,17 @@ def test_every_readme_snippet_runs(tmp_path, monkeypatch):
             ran += 1
         elif kind == "bash":
             for line in code.splitlines():
-                if line.startswith("python -m fieldlearn.sim ") and "&&" not in line:
+                if SIM_COMMAND.match(line) and "&&" not in line:
                     words = shlex.split(line, comments=True)
+                    env = dict(os.environ)
+                    while words[0] != "python":  # `NAME=value python -m ...` runs with NAME set
+                        name, _, value = words.pop(0).partition("=")
+                        env[name] = value
                     # a scenario the README wrote runs where it was written, a repository path from the root;
                     # results go to a fresh folder either way
                     here = tmp_path if (tmp_path / words[3]).exists() else REPO
                     cmd = [sys.executable] + words[1:] + ["--out", str(tmp_path / f"out{ran}")]
-                    done = subprocess.run(cmd, cwd=here, capture_output=True, text=True, timeout=600)
+                    done = subprocess.run(cmd, cwd=here, capture_output=True, text=True, timeout=600, env=env)
                     assert done.returncode == 0, f"{line}\n{done.stderr}"
                     ran += 1
     assert ran >= 6

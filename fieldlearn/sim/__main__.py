@@ -37,9 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where rounds run (default cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     p.add_argument("--lean-memory", action="store_true",
-                   help="give freed memory back to the system instead of keeping it for reuse: a lower peak RSS "
-                        "(1,024 C2FL models: 3.5 GB instead of 4.3-6.6) for slower rounds (about 1.35x there), as "
-                        "every new model-sized array is zeroed again by the kernel")
+                   help="give freed memory back to the system instead of keeping it for reuse: under glibc's "
+                        "malloc a lower peak RSS (1,024 C2FL models: 3.5 GB instead of 3.6-6.6) for slower rounds "
+                        "(about 1.35x there), as every new model-sized array is zeroed again by the kernel; "
+                        "preloading jemalloc (LD_PRELOAD=libjemalloc.so.2) keeps freed memory without the spread")
     p.add_argument("--force", action="store_true", help="replace the previous results in a non-empty --out folder (a folder of results only: the new ones take its place once complete)")
     p.add_argument("--animate", nargs="?", const="gif", choices=["gif", "mp4"],
                    help="also write run.gif (or run.mp4, which needs ffmpeg): sets exports.animation.format")
