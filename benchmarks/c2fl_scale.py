@@ -153,7 +153,7 @@ def slow_path_check(rounds: int) -> dict:
             "max_model_difference": diff}
 
 
-#: Each --allocator choice: the library to preload (None: glibc's malloc), its environment, whether to keep freed blocks.
+#: Each --allocator choice: the library to preload (None: glibc's malloc), its variables, whether it keeps freed blocks.
 ALLOCATORS = {
     "keep": (None, {}, True),
     "default": (None, {}, False),

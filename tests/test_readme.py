@@ -1,6 +1,7 @@
 """Every snippet of the README runs as shown: Python blocks on their own (a block that starts with `# continues`
 runs after the one before it), `# file: NAME` blocks are written where the text says, and the `python -m
-fieldlearn.sim` commands (with the `NAME=value` variables before them) run in that folder. The set-up commands (pip, pytest) are left to CI."""
+fieldlearn.sim` commands (with the `NAME=value` variables before them) run in that folder. The set-up commands (pip,
+pytest) are left to CI."""
 from __future__ import annotations
 
 import os
