@@ -1,8 +1,12 @@
 """Batched local training: every device's model takes its own mini-batch steps in one vmapped computation."""
 from __future__ import annotations
 
+import concurrent.futures
+import copy
+import dataclasses
 import functools
 import math
+import queue
 from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
 import numpy as np
@@ -428,6 +432,163 @@ def _with_autograd(fn: Callable) -> Callable:
     return wrapper
 
 
+@dataclasses.dataclass(slots=True)
+class _Plan:
+    """What every chunk of one `train` call shares: the devices' tensors (in storage order; `perm` maps step order
+    to them), the step schedule in step order, the loss and the optimiser's settings."""
+
+    params: dict[str, torch.Tensor]
+    buffers: dict[str, torch.Tensor]
+    extra: dict[str, torch.Tensor]
+    names: tuple[str, ...]
+    source: OptimiserState | None
+    perm: torch.Tensor | None
+    chunk: int
+    loss: Loss | None
+    prox: ProximalLoss | None
+    optimiser: str
+    fused: bool
+    lr: float
+    betas: tuple[float, float]
+    eps: float
+    decay: float
+    momentum: float
+    nesterov: bool
+    batch_size: int
+    dtype: torch.dtype
+    steps: np.ndarray
+    start_step: np.ndarray
+    per_epoch: torch.Tensor
+    counts: torch.Tensor
+    offsets: torch.Tensor
+    stream: torch.Tensor
+    slots: torch.Tensor
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    loss_sum: torch.Tensor
+
+
+class _Lane:
+    """What one worker trains its chunks with: its own template (functional_call swaps a module's parameters while
+    it runs), step function and chunk-sized buffers; the devices' tensors are the plan's."""
+
+    def __init__(self, plan: _Plan, stepping: nn.Module):
+        self.plan, self.step_fn = plan, _gradients(stepping, plan.loss)
+        params, perm, chunk, names = plan.params, plan.perm, plan.chunk, plan.names
+        self.learning = _Rows({k: params[k] for k in names}, perm, chunk)
+        self.fixed = _Rows({k: v for k, v in params.items() if k not in names}, perm, chunk)
+        self.fixed_buffers = _Rows(plan.buffers, perm, chunk)
+        self.extra_rows = _Rows(plan.extra, perm, chunk)
+        if plan.source is None:
+            n = len(plan.steps)
+            self.fresh = {s: {k: params[k].new_zeros((min(chunk, n), *params[k].shape[1:])) for k in names}
+                          for s in _SLOTS[plan.optimiser]}
+            self.kept = None
+        else:
+            self.kept = {s: _Rows({k: d[k] for k in names}, perm, chunk) for s, d in plan.source.slots.items()}
+        self.contiguous = _Contiguous(chunk)
+
+    def run(self, c0: int, c1: int, probe: bool = False) -> None:
+        """All steps of the devices c0..c1 (in step order), written back to their rows; `probe`: only the gradient
+        of the first device's first step, nothing written."""
+        plan = self.plan
+        with torch.no_grad():
+            p_chunk = self.learning.load(c0, c1)
+            f_chunk, b_chunk = self.fixed.load(c0, c1), self.fixed_buffers.load(c0, c1)
+            e_chunk = self.extra_rows.load(c0, c1)
+            if self.kept is None:
+                s_chunk = {s: {k: v[: c1 - c0].zero_() for k, v in d.items()} for s, d in self.fresh.items()}
+            else:
+                s_chunk = {s: c.load(c0, c1) for s, c in self.kept.items()}
+        neg_total = -plan.steps[c0:c1]
+        for s in range(int(plan.steps[c0])):
+            m = 1 if probe else int(np.searchsorted(neg_total, -s, side="left"))  # devices with a step s
+            rows = slice(c0, c0 + m)
+            k, n_rows = plan.per_epoch[rows], plan.counts[rows]
+            batch = s % k
+            first = plan.offsets[rows] + (s // k) * n_rows + batch * plan.batch_size
+            real = torch.clamp(n_rows - batch * plan.batch_size, max=plan.batch_size)
+            valid = plan.slots < real[:, None]
+            # a padded slot repeats the batch's first sample and weighs 0: nothing foreign enters
+            samples = plan.stream[first[:, None] + torch.where(valid, plan.slots, 0)]
+            weight = valid.to(plan.dtype) / real[:, None].to(plan.dtype)
+            p, frozen, anchor = _head(p_chunk, m), _head(f_chunk, m), _head(e_chunk, m)
+            grads, step_loss = self.step_fn(p, frozen, _head(b_chunk, m), _rows(plan.inputs, samples),
+                                            _rows(plan.labels, samples), weight, anchor)
+            if probe:
+                return
+            if plan.prox is not None:
+                with torch.no_grad():
+                    grads = self.contiguous(grads)
+                    here = {**frozen, **p}
+                    penalty = sum(F.mse_loss(v, anchor[key], reduction="none").flatten(1).sum(1)
+                                  for key, v in here.items())
+                    step_loss = step_loss + (plan.prox.mu / 2) * penalty
+                    for key in p:  # mu (w - a) = the decay term mu w, plus -mu a here
+                        grads[key].sub_(anchor[key], alpha=plan.prox.mu)
+            plan.loss_sum[rows] += step_loss.to(torch.float64) * real
+            sl = {name: _head(d, m) for name, d in s_chunk.items()}
+            step_counts = plan.start_step[c0 : c0 + m] + s + 1
+            with torch.no_grad():
+                if plan.optimiser == "sgd":
+                    _sgd(p, grads, sl["momentum_buffer"], lr=plan.lr, momentum=plan.momentum, nesterov=plan.nesterov,
+                         weight_decay=plan.decay)
+                elif plan.fused and step_counts.min() == step_counts.max():
+                    _adam_fused(p, self.contiguous(grads), sl["exp_avg"], sl["exp_avg_sq"], float(step_counts[0]),
+                                lr=plan.lr, betas=plan.betas, eps=plan.eps, weight_decay=plan.decay)
+                else:
+                    _adam_reference(p, grads, sl["exp_avg"], sl["exp_avg_sq"], step_counts, lr=plan.lr,
+                                    betas=plan.betas, eps=plan.eps, weight_decay=plan.decay)
+        with torch.no_grad():
+            self.learning.store(c0, c1, p_chunk)
+            if self.kept is not None:
+                for s, c in self.kept.items():
+                    c.store(c0, c1, s_chunk[s])
+
+
+def _train_chunks_in_parallel(plan: _Plan, stepping: nn.Module, chunks: list[tuple[int, int]], threads: int) -> None:
+    """Train the chunks on `threads` workers, each with one torch thread and its own copy of the template: chunks
+    are independent, so this gives the same bits as one worker, where torch's own threads would split each small
+    step (benchmarks/RESULTS.md). A step that draws random numbers (dropout) would draw them in whatever order the
+    workers run, so one device's first gradient is taken first, and if it drew any the chunks run one by one."""
+    first = _Lane(plan, stepping)
+    before = torch.get_rng_state()
+    first.run(*chunks[0], probe=True)
+    draws = not torch.equal(before, torch.get_rng_state())
+    torch.set_rng_state(before)
+    if draws:
+        for c0, c1 in chunks:
+            first.run(c0, c1)
+        return
+    workers = min(threads, len(chunks))
+    lanes = queue.SimpleQueue()
+    lanes.put(first)
+    for _ in range(workers - 1):
+        lanes.put(_Lane(plan, copy.deepcopy(stepping)))
+
+    def run(bounds: tuple[int, int]) -> None:
+        lane = lanes.get()
+        try:
+            with torch.inference_mode(False), torch.enable_grad():  # autograd's modes are per thread
+                lane.run(*bounds)
+        finally:
+            lanes.put(lane)
+
+    torch.set_num_threads(1)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            futures = [pool.submit(run, bounds) for bounds in chunks]
+            try:
+                for done in futures:
+                    done.result()
+            except BaseException:  # an error or an interrupt: the chunks not started are not trained
+                for waiting in futures:
+                    waiting.cancel()
+                raise
+    finally:
+        torch.set_num_threads(threads)
+
+
 @_with_autograd
 def train(
     models: ModelField,
@@ -461,7 +622,9 @@ def train(
     device with data takes exactly that many steps through successive epochs. A device without a real
     batch at a step is not updated and its optimiser state does not advance; devices without samples are
     unchanged. `fresh_optimiser=False` continues from `state` (or zeros) and returns the new state.
-    Devices are processed `chunk_size` at a time, each chunk running all its steps while it is in cache.
+    Devices are processed `chunk_size` at a time, each chunk running all its steps while it is in cache; on a cpu
+    with several torch threads (`torch.set_num_threads`, the scenario's `learning.threads`) that many chunks train
+    at once, one thread each, with the same results as one thread.
 
     `loss` (default: cross-entropy) is written for one device, `loss(logits, labels, params, extras) -> [batch]`,
     and runs vmapped over a chunk's devices; each sample's loss weighs 1/(real batch size), so a per-device term
@@ -532,19 +695,10 @@ def train(
     # Devices sorted by their number of steps: at every step the devices still training are a prefix.
     perm = np.argsort(-total, kind="stable")
     perm_t = None if np.array_equal(perm, np.arange(n)) else torch.as_tensor(perm, device=device)
-    learning = _Rows({k: params[k] for k in names}, perm_t, chunk)
-    fixed = _Rows({k: v for k, v in params.items() if k not in names}, perm_t, chunk)
-    fixed_buffers = _Rows(buffers, perm_t, chunk)
-    extra_rows = _Rows(extra, perm_t, chunk)
     if source is None:
         start_step = np.zeros(n, dtype=np.int64)
-        fresh = {s: {k: params[k].new_zeros((min(chunk, n), *params[k].shape[1:])) for k in names}
-                 for s in _SLOTS[optimiser]}
-        kept = None
     else:
         start_step = source.step.cpu().numpy()[perm]
-        kept = {s: _Rows({k: d[k] for k in names}, perm_t, chunk) for s, d in source.slots.items()}
-    contiguous = _Contiguous(chunk)
 
     total_s = total[perm]
     active_n = int(np.count_nonzero(total_s))
@@ -557,65 +711,26 @@ def train(
     slot_j = torch.arange(batch_size, device=device)
     loss_sum = torch.zeros(n, dtype=torch.float64, device=device)
 
+    plan = _Plan(params=params, buffers=buffers, extra=extra, names=names, source=source, perm=perm_t, chunk=chunk,
+                 loss=loss, prox=prox, optimiser=optimiser, fused=use_fused, lr=lr, betas=betas, eps=eps,
+                 decay=decay, momentum=momentum, nesterov=nesterov, batch_size=batch_size, dtype=like.dtype,
+                 steps=total_s, start_step=start_step, per_epoch=k_t, counts=n_t, offsets=ptr_t, stream=stream_t,
+                 slots=slot_j, inputs=inputs, labels=labels, loss_sum=loss_sum)
     stepping = training_template(template)
-    step_fn = _gradients(stepping, loss)
+    chunks = [(c0, min(c0 + chunk, active_n)) for c0 in range(0, active_n, chunk)]
+    threads = torch.get_num_threads()
     seed = int(torch.randint(0, 2**62, (1,), generator=generator)) if generator is not None else None
     stepping.train(True)
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             if seed is not None:
                 torch.manual_seed(seed)
-            for c0 in range(0, active_n, chunk):
-                c1 = min(c0 + chunk, active_n)
-                with torch.no_grad():
-                    p_chunk = learning.load(c0, c1)
-                    f_chunk, b_chunk, e_chunk = fixed.load(c0, c1), fixed_buffers.load(c0, c1), extra_rows.load(c0, c1)
-                    if kept is None:
-                        s_chunk = {s: {k: v[: c1 - c0].zero_() for k, v in d.items()} for s, d in fresh.items()}
-                    else:
-                        s_chunk = {s: c.load(c0, c1) for s, c in kept.items()}
-                neg_total = -total_s[c0:c1]
-                for s in range(int(total_s[c0])):
-                    m = int(np.searchsorted(neg_total, -s, side="left"))  # devices of the chunk with a step s
-                    rows = slice(c0, c0 + m)
-                    k, n_rows = k_t[rows], n_t[rows]
-                    batch = s % k
-                    first = ptr_t[rows] + (s // k) * n_rows + batch * batch_size
-                    real = torch.clamp(n_rows - batch * batch_size, max=batch_size)
-                    valid = slot_j < real[:, None]
-                    # a padded slot repeats the batch's first sample and weighs 0: nothing foreign enters
-                    samples = stream_t[first[:, None] + torch.where(valid, slot_j, 0)]
-                    weight = valid.to(like.dtype) / real[:, None].to(like.dtype)
-                    p, frozen, anchor = _head(p_chunk, m), _head(f_chunk, m), _head(e_chunk, m)
-                    grads, step_loss = step_fn(p, frozen, _head(b_chunk, m), _rows(inputs, samples),
-                                               _rows(labels, samples), weight, anchor)
-                    if prox is not None:
-                        with torch.no_grad():
-                            grads = contiguous(grads)
-                            here = {**frozen, **p}
-                            penalty = sum(F.mse_loss(v, anchor[key], reduction="none").flatten(1).sum(1)
-                                          for key, v in here.items())
-                            step_loss = step_loss + (prox.mu / 2) * penalty
-                            for key in p:  # mu (w - a) = the decay term mu w, plus -mu a here
-                                grads[key].sub_(anchor[key], alpha=prox.mu)
-                    loss_sum[rows] += step_loss.to(torch.float64) * real
-                    sl = {name: _head(d, m) for name, d in s_chunk.items()}
-                    step_counts = start_step[c0 : c0 + m] + s + 1
-                    with torch.no_grad():
-                        if optimiser == "sgd":
-                            _sgd(p, grads, sl["momentum_buffer"], lr=lr, momentum=momentum, nesterov=nesterov,
-                                 weight_decay=decay)
-                        elif use_fused and step_counts.min() == step_counts.max():
-                            _adam_fused(p, contiguous(grads), sl["exp_avg"], sl["exp_avg_sq"],
-                                        float(step_counts[0]), lr=lr, betas=betas, eps=eps, weight_decay=decay)
-                        else:
-                            _adam_reference(p, grads, sl["exp_avg"], sl["exp_avg_sq"], step_counts, lr=lr,
-                                            betas=betas, eps=eps, weight_decay=decay)
-                with torch.no_grad():
-                    learning.store(c0, c1, p_chunk)
-                    if kept is not None:
-                        for s, c in kept.items():
-                            c.store(c0, c1, s_chunk[s])
+            if device.type == "cpu" and threads > 1 and len(chunks) > 1:
+                _train_chunks_in_parallel(plan, stepping, chunks, threads)
+            else:
+                lane = _Lane(plan, stepping)
+                for c0, c1 in chunks:
+                    lane.run(c0, c1)
     finally:
         stepping.train(False)
 

@@ -1,6 +1,8 @@
 """Batched training equals one torch.optim loop per device, and a device only ever learns from its own samples."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -617,3 +619,101 @@ def test_stacked_linear_layers_train_like_nn_linear_in_float32(dataset, monkeypa
     for k in models.params:
         torch.testing.assert_close(fast.models.params[k], slow.models.params[k], rtol=0, atol=1e-6)
     assert not torch.equal(fast.models.params["0.weight"], models.params["0.weight"])
+
+
+@contextlib.contextmanager
+def torch_threads(count: int):
+    """torch's thread count inside the block (this module runs on one thread otherwise)."""
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(1)
+
+
+@settings(max_examples=12, deadline=None)
+@given(lengths=st.lists(st.integers(0, 13), min_size=2, max_size=9), chunk=st.integers(1, 3),
+       kind=st.sampled_from(["adam", "sgd"]), kept=st.booleans(), prox=st.booleans(), threads=st.sampled_from([2, 3]),
+       seed=st.integers(0, 2**20))
+def test_chunks_trained_by_several_workers_give_the_bits_of_one(dataset, lengths, chunk, kind, kept, prox, threads,
+                                                                 seed):
+    rng = np.random.default_rng(seed)
+    sets = IndexSets.from_lists([rng.choice(len(dataset), size, replace=False) for size in lengths])
+    models = ModelField.from_factory(factory, len(sets), seed=seed % 89)
+    extra = dict(loss=proximal_loss(0.3), extras=ModelField.from_factory(factory, len(sets), seed=2)) if prox else {}
+    kwargs = dict(epochs=2, batch_size=3, optimiser=kind, chunk_size=chunk, lr=0.05, **extra)
+    runs = []
+    for count in (1, threads):
+        state = dict(fresh_optimiser=False, state=OptimiserState.zeros(kind, models)) if kept else {}
+        with torch_threads(count):
+            runs.append(train(models, DeviceData(dataset, sets), generator=torch.Generator().manual_seed(seed),
+                              **state, **kwargs))
+            assert torch.get_num_threads() == count  # the workers' one thread each is undone
+    one, many = runs
+    for k in models.params:
+        assert torch.equal(one.models.params[k], many.models.params[k])
+    torch.testing.assert_close(one.loss, many.loss, rtol=0, atol=0, equal_nan=True)  # NaN: a device without samples
+    if kept:
+        assert one.state.step.tolist() == many.state.step.tolist()
+        for slot in one.state.slots:
+            for k in models.params:
+                assert torch.equal(one.state.slots[slot][k], many.state.slots[slot][k])
+
+
+def test_chunks_run_on_several_threads_where_torch_has_several(dataset):
+    import threading
+    import time
+
+    ran_on = set()
+
+    def slow_cross_entropy(logits, labels, params, extras):
+        ran_on.add(threading.get_ident())
+        time.sleep(0.002)  # hands the interpreter to the other worker
+        return cross_entropy(logits, labels, params, extras)
+
+    sets = IndexSets.from_lists([np.arange(i, i + 8) for i in range(12)])
+    models = ModelField.from_factory(factory, 12, seed=3)
+    for count, workers in ((1, 0), (2, 2)):
+        ran_on.clear()
+        with torch_threads(count):
+            train(models, DeviceData(dataset, sets), epochs=2, batch_size=4, chunk_size=1, loss=slow_cross_entropy,
+                  generator=torch.Generator().manual_seed(0))
+        assert len(ran_on - {threading.get_ident()}) == workers  # with several, the main thread takes one gradient
+
+
+def test_a_model_that_draws_random_numbers_trains_its_chunks_in_order_on_every_thread_count(dataset):
+    # dropout draws from torch's generator: workers would draw in the order they happen to run
+    def dropping() -> nn.Module:
+        return nn.Sequential(nn.Linear(N_FEATURES, 5), nn.Dropout(0.5), nn.Linear(5, N_CLASSES)).double()
+
+    sets = uneven_sets()
+    models = ModelField.from_factory(dropping, len(sets), seed=5)
+    runs = []
+    for count in (1, 2):
+        with torch_threads(count):
+            runs.append(train(models, DeviceData(dataset, sets), epochs=2, batch_size=4, chunk_size=1,
+                              generator=torch.Generator().manual_seed(8)).models)
+    for k in models.params:
+        assert torch.equal(runs[0].params[k], runs[1].params[k])
+    assert not torch.equal(runs[0].params["0.weight"], models.params["0.weight"])
+
+
+def test_an_error_in_a_worker_reaches_the_caller_and_the_rest_is_not_trained(dataset):
+    import threading
+
+    calls, main = [], threading.get_ident()
+
+    def failing(logits, labels, params, extras):
+        calls.append(threading.get_ident())
+        if calls[-1] != main and len(calls) >= 4:
+            raise RuntimeError("the loss failed on a worker")
+        return cross_entropy(logits, labels, params, extras)
+
+    sets = IndexSets.from_lists([np.arange(i, i + 8) for i in range(40)])
+    models = ModelField.from_factory(factory, 40, seed=3)
+    with torch_threads(2):
+        with pytest.raises(RuntimeError, match="failed on a worker"):
+            train(models, DeviceData(dataset, sets), epochs=2, batch_size=4, chunk_size=1, loss=failing,
+                  generator=torch.Generator().manual_seed(0))
+        assert torch.get_num_threads() == 2
+    assert len(calls) < 1 + 40 * 4  # the probe, then 4 steps per chunk had all 40 chunks run
