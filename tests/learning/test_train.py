@@ -717,3 +717,24 @@ def test_an_error_in_a_worker_reaches_the_caller_and_the_rest_is_not_trained(dat
                   generator=torch.Generator().manual_seed(0))
         assert torch.get_num_threads() == 2
     assert len(calls) < 1 + 40 * 4  # the probe, then 4 steps per chunk had all 40 chunks run
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_nothing_of_a_training_call_waits_for_the_garbage_collector(dataset, threads):
+    # a worker or plan left in a reference cycle would hold its chunk buffers (and the models) until gc runs
+    import gc
+    import importlib
+
+    train_module = importlib.import_module("fieldlearn.learning.train")
+    sets = IndexSets.from_lists([np.arange(i, i + 8) for i in range(12)])
+    models = ModelField.from_factory(factory, 12, seed=3)
+    gc.collect()
+    gc.disable()
+    try:
+        with torch_threads(threads):
+            train(models, DeviceData(dataset, sets), epochs=2, batch_size=4, chunk_size=2,
+                  generator=torch.Generator().manual_seed(0))
+        left = [o for o in gc.get_objects() if type(o) in (train_module._Lane, train_module._Plan)]
+    finally:
+        gc.enable()
+    assert left == []
