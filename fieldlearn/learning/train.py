@@ -369,12 +369,15 @@ def _gradients(template: nn.Module, loss: Loss | None) -> Callable[..., tuple[di
 class _Rows:
     """Stacked tensors `{name: [n, ...]}` worked on chunk by chunk, devices in step order. A chunk's rows are the
     tensors' own rows (views, updated in place) when the step order is the storage order and the tensor is
-    contiguous; otherwise they are gathered into a chunk-sized buffer, which `store` writes back to the rows."""
+    contiguous; otherwise, or with `copied`, they are gathered into a chunk-sized buffer, which `store` writes back
+    to the rows. (Views of one tensor share its version counter: while one worker's backward pass holds its rows,
+    another's in-place step on other rows would look to autograd like a change of them.)"""
 
-    def __init__(self, tensors: dict[str, torch.Tensor], perm: torch.Tensor | None, chunk: int):
+    def __init__(self, tensors: dict[str, torch.Tensor], perm: torch.Tensor | None, chunk: int,
+                 copied: bool = False):
         self.tensors, self.perm = tensors, perm
         self.buf = {k: v.new_empty((min(chunk, v.shape[0]), *v.shape[1:])) for k, v in tensors.items()
-                    if perm is not None or not v.is_contiguous()}
+                    if copied or perm is not None or not v.is_contiguous()}
 
     def load(self, c0: int, c1: int) -> dict[str, torch.Tensor]:
         """Rows c0..c1 (in step order) of every tensor."""
@@ -470,12 +473,13 @@ class _Plan:
 
 class _Lane:
     """What one worker trains its chunks with: its own template (functional_call swaps a module's parameters while
-    it runs), step function and chunk-sized buffers; the devices' tensors are the plan's."""
+    it runs), step function and chunk-sized buffers (with `alongside`, for the trained rows too: other workers run
+    at the same time); the devices' tensors are the plan's."""
 
-    def __init__(self, plan: _Plan, stepping: nn.Module):
+    def __init__(self, plan: _Plan, stepping: nn.Module, alongside: bool = False):
         self.plan, self.step_fn = plan, _gradients(stepping, plan.loss)
         params, perm, chunk, names = plan.params, plan.perm, plan.chunk, plan.names
-        self.learning = _Rows({k: params[k] for k in names}, perm, chunk)
+        self.learning = _Rows({k: params[k] for k in names}, perm, chunk, copied=alongside)
         self.fixed = _Rows({k: v for k, v in params.items() if k not in names}, perm, chunk)
         self.fixed_buffers = _Rows(plan.buffers, perm, chunk)
         self.extra_rows = _Rows(plan.extra, perm, chunk)
@@ -551,7 +555,7 @@ def _train_chunks_in_parallel(plan: _Plan, stepping: nn.Module, chunks: list[tup
     are independent, so this gives the same bits as one worker, where torch's own threads would split each small
     step (benchmarks/RESULTS.md). A step that draws random numbers (dropout) would draw them in whatever order the
     workers run, so one device's first gradient is taken first, and if it drew any the chunks run one by one."""
-    first = _Lane(plan, stepping)
+    first = _Lane(plan, stepping, alongside=True)
     before = torch.get_rng_state()
     first.run(*chunks[0], probe=True)
     draws = not torch.equal(before, torch.get_rng_state())
@@ -564,7 +568,7 @@ def _train_chunks_in_parallel(plan: _Plan, stepping: nn.Module, chunks: list[tup
     lanes = queue.SimpleQueue()
     lanes.put(first)
     for _ in range(workers - 1):
-        lanes.put(_Lane(plan, copy.deepcopy(stepping)))
+        lanes.put(_Lane(plan, copy.deepcopy(stepping), alongside=True))
 
     def run(bounds: tuple[int, int]) -> None:
         lane = lanes.get()

@@ -660,7 +660,9 @@ def test_chunks_trained_by_several_workers_give_the_bits_of_one(dataset, lengths
                 assert torch.equal(one.state.slots[slot][k], many.state.slots[slot][k])
 
 
-def test_chunks_run_on_several_threads_where_torch_has_several(dataset):
+@pytest.mark.parametrize("optimiser", ["sgd", "adam"])
+def test_chunks_run_on_several_threads_where_torch_has_several(dataset, optimiser):
+    # the sleep lets another worker step (in place) while this one's backward pass still holds its rows
     import threading
     import time
 
@@ -677,7 +679,7 @@ def test_chunks_run_on_several_threads_where_torch_has_several(dataset):
         ran_on.clear()
         with torch_threads(count):
             train(models, DeviceData(dataset, sets), epochs=2, batch_size=4, chunk_size=1, loss=slow_cross_entropy,
-                  generator=torch.Generator().manual_seed(0))
+                  optimiser=optimiser, generator=torch.Generator().manual_seed(0))
         assert len(ran_on - {threading.get_ident()}) == workers  # with several, the main thread takes one gradient
 
 
