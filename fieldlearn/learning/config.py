@@ -22,7 +22,8 @@
       init: shared               # shared: every device starts from the same model | independent
       seed: null                 # data, model and training seed (null: the scenario's seed)
       threads: 1                 # torch threads of a cpu run (1 is much faster for small models on a busy
-                                 # machine: idle OpenMP threads spin); null keeps torch's default
+                                 # machine: idle OpenMP threads spin; with more, that many chunks of devices train
+                                 # at once, with the same results); null keeps torch's default
 """
 from __future__ import annotations
 
