@@ -5,7 +5,6 @@ import concurrent.futures
 import copy
 import dataclasses
 import functools
-import math
 import queue
 from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
@@ -15,71 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from fieldlearn.calculus.pytree import register_pytree_node
-
 from .data import DeviceData, IndexSets
 from .models import ModelField
+from .optimisers import SLOTS, OptimiserState, adam_update, fused_adam_applies, fused_adam_update, sgd_update
 from .stacked import training_template
 
 __all__ = ["OptimiserState", "TrainResult", "train", "batch_schedule", "Loss", "cross_entropy", "proximal_loss",
            "ProximalLoss"]
-
-_SLOTS = {"adam": ("exp_avg", "exp_avg_sq"), "sgd": ("momentum_buffer",)}
-
-
-class OptimiserState:
-    """Per-device optimiser state over stacked tensors: step counts `[n]` and moment slots `{slot: {name: [n, ...]}}`."""
-
-    __slots__ = ("kind", "step", "slots")
-
-    def __init__(self, kind: str, step: torch.Tensor, slots: dict[str, dict[str, torch.Tensor]]):
-        self.kind, self.step, self.slots = kind, step, slots
-
-    @classmethod
-    def zeros(cls, kind: str, models: ModelField) -> "OptimiserState":
-        """A fresh state (no steps taken) for every device of `models`."""
-        if kind not in _SLOTS:
-            raise ValueError(f"unknown optimiser {kind!r} (expected 'adam' or 'sgd')")
-        slots = {s: {k: torch.zeros_like(v) for k, v in models.params.items()} for s in _SLOTS[kind]}
-        return cls(kind, torch.zeros(len(models), dtype=torch.long, device=models.device), slots)
-
-    def __len__(self) -> int:
-        return int(self.step.shape[0])
-
-    def __getitem__(self, idx: object) -> "OptimiserState":
-        """The state of the selected devices."""
-        if isinstance(idx, (int, np.integer)):
-            sel = slice(int(idx), int(idx) + 1)
-        elif isinstance(idx, (slice, torch.Tensor)):
-            sel = idx
-        else:
-            sel = torch.as_tensor(np.asarray(idx))
-        return OptimiserState(self.kind, self.step[sel],
-                              {s: {k: v[sel] for k, v in d.items()} for s, d in self.slots.items()})
-
-    def clone(self) -> "OptimiserState":
-        """A deep copy."""
-        return OptimiserState(self.kind, self.step.clone(),
-                              {s: {k: v.clone() for k, v in d.items()} for s, d in self.slots.items()})
-
-    def __repr__(self) -> str:
-        return f"OptimiserState({self.kind}, n={len(self)})"
-
-
-def _state_flatten(state: OptimiserState) -> tuple[list, tuple]:
-    names = tuple(tuple(d) for d in state.slots.values())
-    leaves = [state.step] + [t for d in state.slots.values() for t in d.values()]
-    return leaves, (state.kind, tuple(state.slots), names)
-
-
-def _state_unflatten(aux: tuple, leaves: list) -> OptimiserState:
-    kind, slot_names, names = aux
-    it = iter(leaves[1:])
-    slots = {s: {k: next(it) for k in ks} for s, ks in zip(slot_names, names)}
-    return OptimiserState(kind, leaves[0], slots)
-
-
-register_pytree_node(OptimiserState, _state_flatten, _state_unflatten)
 
 
 class TrainResult(NamedTuple):
@@ -136,75 +77,6 @@ def batch_schedule(
         r = rows[pos]
         stream[ptr[r] + e * counts[r] + ranks[pos]] = sets.indices[chosen]
     return total.astype(np.int64), per_epoch.astype(np.int64), ptr, stream
-
-
-# --------------------------------------------------------------------------------------------------
-# optimiser updates over stacked tensors (rows = devices that took a real step)
-
-
-def _view(x: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor | float:
-    if isinstance(x, torch.Tensor):
-        return x.view(-1, *([1] * (like.dim() - 1)))
-    return x
-
-
-def _adam_reference(params: dict, grads: dict, m: dict, v: dict, step: np.ndarray, *, lr: float, betas: tuple,
-                    eps: float, weight_decay: float) -> None:
-    """torch.optim.Adam's update (L2 weight decay) with a step count per device."""
-    b1, b2 = betas
-    uniform = step.min() == step.max()
-    for k, p in params.items():
-        g = grads[k]
-        if weight_decay:
-            g = g.add(p, alpha=weight_decay)
-        m[k].lerp_(g, 1 - b1)
-        v[k].mul_(b2).addcmul_(g, g, value=1 - b2)
-        if uniform:
-            t = float(step[0])
-            bc1, bc2 = 1 - b1**t, 1 - b2**t
-            denom = (v[k].sqrt() / math.sqrt(bc2)).add_(eps)
-            p.addcdiv_(m[k], denom, value=-lr / bc1)
-        else:
-            t = torch.as_tensor(step, dtype=torch.float64)
-            size = torch.as_tensor(lr / (1 - b1**t), dtype=p.dtype, device=p.device)
-            root = torch.as_tensor(torch.sqrt(1 - b2**t), dtype=p.dtype, device=p.device)
-            denom = (v[k].sqrt() / _view(root, p)).add_(eps)
-            p.addcdiv_(m[k] * _view(size, p), denom, value=-1.0)
-
-
-def _adam_fused(params: dict, grads: dict, m: dict, v: dict, step: float, *, lr: float, betas: tuple, eps: float,
-                weight_decay: float) -> None:
-    """The same update through PyTorch's fused multi-tensor kernel (one pass; all rows share one step count; it walks
-    its tensors in memory order, so gradients must be in the parameters' layout)."""
-    keys = list(params)
-    like = params[keys[0]]
-    t = torch.full((), float(step), dtype=torch.float32, device=like.device)
-    torch._fused_adam_(
-        [params[k] for k in keys], [grads[k] for k in keys], [m[k] for k in keys],
-        [v[k] for k in keys], [], [t] * len(keys), lr=lr, beta1=betas[0], beta2=betas[1],
-        weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False,
-    )
-
-
-def _sgd(params: dict, grads: dict, buf: dict, *, lr: float, momentum: float, nesterov: bool,
-         weight_decay: float) -> None:
-    """torch.optim.SGD's update (dampening 0); a zero momentum buffer makes the first step take the gradient."""
-    for k, p in params.items():
-        g = grads[k]
-        if weight_decay:
-            g = g.add(p, alpha=weight_decay)
-        if momentum:
-            b = buf[k].mul_(momentum).add_(g)
-            g = g.add(b, alpha=momentum) if nesterov else b
-        p.add_(g, alpha=-lr)
-
-
-def _fused_available(params: dict[str, torch.Tensor]) -> bool:
-    """Whether PyTorch's fused Adam kernel applies: one float dtype and device for all parameters."""
-    first = next(iter(params.values()))
-    return (hasattr(torch, "_fused_adam_") and first.device.type in ("cpu", "cuda")
-            and first.dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16)
-            and all(v.dtype == first.dtype and v.device == first.device for v in params.values()))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -486,7 +358,7 @@ class _Lane:
         if plan.source is None:
             n = len(plan.steps)
             self.fresh = {s: {k: params[k].new_zeros((min(chunk, n), *params[k].shape[1:])) for k in names}
-                          for s in _SLOTS[plan.optimiser]}
+                          for s in SLOTS[plan.optimiser]}
             self.kept = None
         else:
             self.kept = {s: _Rows({k: d[k] for k in names}, perm, chunk) for s, d in plan.source.slots.items()}
@@ -535,14 +407,15 @@ class _Lane:
             step_counts = plan.start_step[c0 : c0 + m] + s + 1
             with torch.no_grad():
                 if plan.optimiser == "sgd":
-                    _sgd(p, grads, sl["momentum_buffer"], lr=plan.lr, momentum=plan.momentum, nesterov=plan.nesterov,
-                         weight_decay=plan.decay)
+                    sgd_update(p, grads, sl["momentum_buffer"], lr=plan.lr, momentum=plan.momentum,
+                               nesterov=plan.nesterov, weight_decay=plan.decay)
                 elif plan.fused and step_counts.min() == step_counts.max():
-                    _adam_fused(p, self.contiguous(grads), sl["exp_avg"], sl["exp_avg_sq"], float(step_counts[0]),
-                                lr=plan.lr, betas=plan.betas, eps=plan.eps, weight_decay=plan.decay)
+                    fused_adam_update(p, self.contiguous(grads), sl["exp_avg"], sl["exp_avg_sq"],
+                                      float(step_counts[0]), lr=plan.lr, betas=plan.betas, eps=plan.eps,
+                                      weight_decay=plan.decay)
                 else:
-                    _adam_reference(p, grads, sl["exp_avg"], sl["exp_avg_sq"], step_counts, lr=plan.lr,
-                                    betas=plan.betas, eps=plan.eps, weight_decay=plan.decay)
+                    adam_update(p, grads, sl["exp_avg"], sl["exp_avg_sq"], step_counts, lr=plan.lr,
+                                betas=plan.betas, eps=plan.eps, weight_decay=plan.decay)
         with torch.no_grad():
             self.learning.store(c0, c1, p_chunk)
             if self.kept is not None:
@@ -643,7 +516,7 @@ def train(
     no second copy of the models or the optimiser state is made (half the memory, no copy time); anyone
     still holding `models` sees the trained values. The default leaves the inputs untouched.
     """
-    if optimiser not in _SLOTS:
+    if optimiser not in SLOTS:
         raise ValueError(f"train: unknown optimiser {optimiser!r} (expected 'adam' or 'sgd')")
     if batch_size < 1:
         raise ValueError(f"train: batch_size must be >= 1, got {batch_size}")
@@ -674,7 +547,7 @@ def train(
     total, per_epoch, ptr, stream = batch_schedule(sets, batch_size, epochs=epochs, steps=steps,
                                                    generator=generator, order=order)
     like = next(iter(models.params.values()))
-    use_fused = optimiser == "adam" and (_fused_available(models.params) if fused is None else fused)
+    use_fused = optimiser == "adam" and (fused_adam_applies(models.params) if fused is None else fused)
     chunk = max(1, chunk_size or models.chunk_size)
 
     if inplace:
