@@ -42,6 +42,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from memory_usage import peak_rss_mib
 
@@ -153,15 +154,26 @@ def slow_path_check(rounds: int) -> dict:
             "max_model_difference": diff}
 
 
-#: Each --allocator choice: the library to preload (None: glibc's malloc), its variables, whether it keeps freed blocks.
+class Allocator(NamedTuple):
+    """An --allocator choice: the library to preload (None: glibc's malloc), the allocator a run must then report,
+    the Debian package that has the library, the variables it needs, whether it keeps freed blocks, the table's
+    label."""
+
+    library: str | None
+    malloc: str
+    package: str
+    variables: dict
+    keeps: bool
+    label: str
+
+
 ALLOCATORS = {
-    "keep": (None, {}, True),
-    "default": (None, {}, False),
-    "jemalloc": ("jemalloc", {}, True),
-    "tcmalloc": ("tcmalloc_minimal", {"TCMALLOC_RELEASE_RATE": "0"}, True),
+    "keep": Allocator(None, "glibc", "libc6", {}, True, "glibc, keep freed"),
+    "default": Allocator(None, "glibc", "libc6", {}, False, "glibc default"),
+    "jemalloc": Allocator("jemalloc", "jemalloc", "libjemalloc2", {}, True, "jemalloc, keep freed"),
+    "tcmalloc": Allocator("tcmalloc_minimal", "tcmalloc", "libtcmalloc-minimal4", {"TCMALLOC_RELEASE_RATE": "0"}, True,
+                          "tcmalloc, keep freed"),
 }
-ALLOCATOR_LABELS = {"keep": "glibc, keep freed", "default": "glibc default", "jemalloc": "jemalloc, keep freed",
-                    "tcmalloc": "tcmalloc, keep freed"}
 
 
 def allocators(choice: str) -> list[str]:
@@ -171,30 +183,30 @@ def allocators(choice: str) -> list[str]:
     if unknown:
         raise SystemExit(f"--allocator: unknown {', '.join(unknown)} (choose from {', '.join(ALLOCATORS)}, both, all)")
     for name in names:
-        library = ALLOCATORS[name][0]
+        library = ALLOCATORS[name].library
         if library and not ctypes.util.find_library(library):
             raise SystemExit(f"--allocator {name}: lib{library}.so is not installed (Debian: apt-get install "
-                             f"{'libjemalloc2' if name == 'jemalloc' else 'libtcmalloc-minimal4'})")
+                             f"{ALLOCATORS[name].package})")
     return names
 
 
 def measure(per_area: int, sparse: bool, rounds: int, start: int, allocator: str = "keep", threads: int = 1,
             bfloat16: bool = False, wall_blocks: bool = False, huge_pages: bool = False) -> dict:
-    library, extra, keep = ALLOCATORS[allocator]
+    chosen = ALLOCATORS[allocator]
     env = {k: v for k, v in os.environ.items() if k not in (HUGE_PAGES, "LD_PRELOAD", "TCMALLOC_RELEASE_RATE")}
-    env.update(extra)
-    if library:
-        env["LD_PRELOAD"] = ctypes.util.find_library(library)
+    env.update(chosen.variables)
+    if chosen.library:
+        env["LD_PRELOAD"] = ctypes.util.find_library(chosen.library)
     if huge_pages:
         env[HUGE_PAGES] = "1"
     out = subprocess.run([sys.executable, __file__, "--child",
-                          f"{per_area},{int(sparse)},{rounds},{start},{int(keep)},{threads},{int(bfloat16)},"
+                          f"{per_area},{int(sparse)},{rounds},{start},{int(chosen.keeps)},{threads},{int(bfloat16)},"
                           f"{int(wall_blocks)}"],
                          capture_output=True, text=True, timeout=3600, env=env)
     if out.returncode != 0:
-        raise RuntimeError(out.stderr[-2000:])
+        raise RuntimeError(out.stderr[-2000:] or f"the child process exited with {out.returncode}")
     r = json.loads(out.stdout.strip().splitlines()[-1])
-    if r["malloc"] != (library.split("_")[0] if library else "glibc") or r["kept"] != keep:
+    if r["malloc"] != chosen.malloc or r["kept"] != chosen.keeps:
         raise RuntimeError(f"--allocator {allocator}: the run had {r['malloc']} keeping freed blocks: {r['kept']}")
     return r
 
@@ -247,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                 r = measure(n // 4, sparse, args.rounds, args.start, allocator, args.threads, low,
                             args.block_clock == "wall", huge)
                 r["links_kind"] = "sparse (radius 0.7)" if sparse else "clique per area"
-                r["allocator"] = ALLOCATOR_LABELS[allocator] + (", huge pages" if huge else "")
+                r["allocator"] = ALLOCATORS[allocator].label + (", huge pages" if huge else "")
                 rows.append(r)
                 print(json.dumps(r), flush=True)
     print("\n| devices | links | kind | allocator | threads | blocks timed by | evaluation in | CPU s/round | "

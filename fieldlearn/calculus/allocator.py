@@ -63,11 +63,10 @@ def _jemalloc_never_purges() -> bool:
         return False
     ok = True
     for kind in ("dirty", "muzzy"):
-        ok &= _mallctl(f"arenas.{kind}_decay_ms", write=never) == 0 and _mallctl(f"arena.0.{kind}_decay_ms",
-                                                                                   write=never) == 0
-        for arena in range(1, count.value):  # arenas not made yet refuse; they take the arenas.* value when made
-            _mallctl(f"arena.{arena}.{kind}_decay_ms", write=never)
-    return bool(ok)
+        ok = ok and _mallctl(f"arenas.{kind}_decay_ms", write=never) == 0
+        taken = [_mallctl(f"arena.{i}.{kind}_decay_ms", write=never) == 0 for i in range(count.value)]
+        ok = ok and taken[0]  # arena 0 always exists; arenas not made yet refuse and take arenas.* when made
+    return ok
 
 
 def _mallctl(name: str, read: Any = None, write: Any = None) -> int:

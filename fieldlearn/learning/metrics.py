@@ -55,8 +55,7 @@ def accuracy_matrix(
                   for part in (idx[s : s + sample_chunk] for s in range(0, idx.numel(), sample_chunk))]
                  for idx in (torch.as_tensor(regions.row(r)) for r in range(n_regions))]
         for pos, consecutive in _chunks(np.flatnonzero(need.any(axis=1)), rows, step):
-            chosen = rows[pos]
-            group = models[int(chosen[0]) : int(chosen[-1]) + 1] if consecutive else models[chosen]
+            group = _rows_of(models, rows[pos], consecutive)
             if dtype is not None:
                 group = group.to(dtype=dtype)  # once per device, whichever regions it is scored on
             for r in range(n_regions):
@@ -64,12 +63,7 @@ def accuracy_matrix(
                 if not wanted.any():
                     continue
                 here = np.flatnonzero(wanted)
-                if here.size == pos.size:
-                    sub = group
-                elif here[-1] - here[0] + 1 == here.size:  # a run of the chunk: a slice
-                    sub = group[int(here[0]) : int(here[-1]) + 1]
-                else:
-                    sub = group[here]
+                sub = _rows_of(group, here, here[-1] - here[0] + 1 == here.size)
                 hits = torch.zeros(here.size, dtype=torch.int64, device=models.device)
                 for x, y in parts[r]:
                     logits = sub.forward(x, shared=True, chunk_size=step)
@@ -79,6 +73,12 @@ def accuracy_matrix(
         out = correct / np.where(sizes > 0, sizes, np.nan)
     out[~need] = np.nan
     return out
+
+
+def _rows_of(models: ModelField, idx: np.ndarray, consecutive: bool) -> ModelField:
+    """The rows `idx` of `models`: a slice (views, no copy) where they are one run of consecutive rows, else a
+    gather."""
+    return models[int(idx[0]) : int(idx[-1]) + 1] if consecutive else models[idx]
 
 
 def _chunks(who: np.ndarray, rows: np.ndarray, step: int) -> list[tuple[np.ndarray, bool]]:
