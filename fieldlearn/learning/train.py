@@ -384,9 +384,10 @@ class _Lane:
             batch = s % k
             first = plan.offsets[rows] + (s // k) * n_rows + batch * plan.batch_size
             real = torch.clamp(n_rows - batch * plan.batch_size, max=plan.batch_size)
-            valid = plan.slots < real[:, None]
+            slots = plan.slots[: int(real.max())]  # no step computes slots that no device of the chunk fills
+            valid = slots < real[:, None]
             # a padded slot repeats the batch's first sample and weighs 0: nothing foreign enters
-            samples = plan.stream[first[:, None] + torch.where(valid, plan.slots, 0)]
+            samples = plan.stream[first[:, None] + torch.where(valid, slots, 0)]
             weight = valid.to(plan.dtype) / real[:, None].to(plan.dtype)
             p, frozen, anchor = _head(p_chunk, m), _head(f_chunk, m), _head(e_chunk, m)
             grads, step_loss = self.step_fn(p, frozen, _head(b_chunk, m), _rows(plan.inputs, samples),

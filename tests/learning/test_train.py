@@ -470,13 +470,30 @@ def test_fedprox_with_a_frozen_body_trains_only_the_head_towards_its_anchor(data
     assert torch.equal(result.models.params["2.bias"], models.params["2.bias"])
 
 
+def test_a_step_computes_only_the_batch_slots_some_device_of_its_chunk_fills(dataset):
+    # 40 and 10 samples at batch 32 (one chunk): step 0 fills 32 and 10 slots, step 1 only the first device's last 8;
+    # 5 and 3 samples: one step of 5. A padded slot weighs 0, so computing it is work that changes nothing.
+    widths = []
+
+    def recording(logits, labels, params, extras):
+        widths.append(labels.shape[0])
+        return nn.functional.cross_entropy(logits, labels, reduction="none")
+
+    models = ModelField.from_factory(factory, 2)
+    for lists, expected in (([np.arange(40), np.arange(40, 50)], [32, 8]), ([np.arange(5), [7, 8, 9]], [5])):
+        widths.clear()
+        train(models, DeviceData(dataset, IndexSets.from_lists(lists)), epochs=1, batch_size=32, loss=recording,
+              chunk_size=2)
+        assert widths == expected
+
+
 def test_bad_loss_extras_and_trainable_are_named(dataset):
     sets = IndexSets.from_lists([[0, 1, 2], [3, 4]])
     models = ModelField.from_factory(factory, 2)
     data = DeviceData(dataset, sets)
-    with pytest.raises(ValueError, match=r"loss= must return one loss per sample.*\[32\], got shape \[\]"):
+    with pytest.raises(ValueError, match=r"loss= must return one loss per sample.*\[3\], got shape \[\]"):
         train(models, data, epochs=1, loss=lambda lg, y, p, e: nn.functional.cross_entropy(lg, y))
-    with pytest.raises(ValueError, match=r"loss= must return one loss per sample.*got shape \[32, 4\]"):
+    with pytest.raises(ValueError, match=r"loss= must return one loss per sample.*got shape \[3, 4\]"):
         train(models, data, epochs=1, loss=lambda lg, y, p, e: lg)
     with pytest.raises(ValueError, match=r"loss= must return.*got float"):
         train(models, data, epochs=1, loss=lambda lg, y, p, e: 1.0)
