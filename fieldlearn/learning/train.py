@@ -239,28 +239,35 @@ def _gradients(template: nn.Module, loss: Loss | None) -> Callable[..., tuple[di
 
 
 class _Rows:
-    """Stacked tensors `{name: [n, ...]}` worked on chunk by chunk, devices in step order. A chunk's rows are the
-    tensors' own rows (views, updated in place) when the step order is the storage order and the tensor is
-    contiguous; otherwise, or with `copied`, they are gathered into a chunk-sized buffer, which `store` writes back
-    to the rows. (Views of one tensor share its version counter: while one worker's backward pass holds its rows,
-    another's in-place step on other rows would look to autograd like a change of them.)"""
+    """Stacked tensors `{name: [n, ...]}` worked on chunk by chunk, devices in step order. A chunk whose devices are
+    consecutive rows of a contiguous tensor (`spans`: a chunk's first row in storage, by its first position in step
+    order; every chunk when the step order is the storage order) works on those rows themselves, through views with
+    a version counter of their own (`.data`): views of one tensor share its counter, so another worker's in-place
+    step on other rows would look to autograd like a change of the rows this worker's backward pass saved. Other
+    chunks are gathered into a chunk-sized buffer, which `store` writes back to their rows."""
 
-    def __init__(self, tensors: dict[str, torch.Tensor], perm: torch.Tensor | None, chunk: int,
-                 copied: bool = False):
-        self.tensors, self.perm = tensors, perm
-        self.buf = {k: v.new_empty((min(chunk, v.shape[0]), *v.shape[1:])) for k, v in tensors.items()
-                    if copied or perm is not None or not v.is_contiguous()}
+    def __init__(self, tensors: dict[str, torch.Tensor], perm: torch.Tensor | None, spans: Mapping[int, int],
+                 chunk: int):
+        self.tensors, self.perm, self.spans, self.chunk = tensors, perm, spans, chunk
+        self.buf: dict[str, torch.Tensor] = {}
+
+    def _span(self, c0: int, c1: int) -> slice | None:
+        start = c0 if self.perm is None else self.spans.get(c0)
+        return None if start is None else slice(start, start + c1 - c0)
 
     def load(self, c0: int, c1: int) -> dict[str, torch.Tensor]:
         """Rows c0..c1 (in step order) of every tensor."""
+        rows = self._span(c0, c1)
         out = {}
         for k, v in self.tensors.items():
-            if k not in self.buf:
-                out[k] = v[c0:c1]
+            if rows is not None and v.is_contiguous():
+                out[k] = v[rows].data
                 continue
+            if k not in self.buf:
+                self.buf[k] = v.new_empty((min(self.chunk, v.shape[0]), *v.shape[1:]))
             b = self.buf[k][: c1 - c0]
-            if self.perm is None:
-                b.copy_(v[c0:c1])
+            if rows is not None:
+                b.copy_(v[rows])
             else:
                 torch.index_select(v, 0, self.perm[c0:c1], out=b)
             out[k] = b
@@ -268,12 +275,25 @@ class _Rows:
 
     def store(self, c0: int, c1: int, views: dict[str, torch.Tensor]) -> None:
         """Write rows loaded into buffers (and trained there) back to their devices' rows."""
+        rows = self._span(c0, c1)
         for k, v in views.items():
-            if k in self.buf:
-                if self.perm is None:
-                    self.tensors[k][c0:c1].copy_(v)
-                else:
-                    self.tensors[k].index_copy_(0, self.perm[c0:c1], v)
+            target = self.tensors[k]
+            if rows is None:
+                target.index_copy_(0, self.perm[c0:c1], v)
+            elif not target.is_contiguous():
+                target[rows].copy_(v)
+
+
+def _chunk_plan(perm: np.ndarray | None, active: int, chunk: int) -> tuple[list[tuple[int, int]], dict[int, int]]:
+    """The chunks (bounds in step order, `chunk` devices each) and, for those whose devices are consecutive rows in
+    storage, their first row (they need no gather)."""
+    chunks = [(c0, min(c0 + chunk, active)) for c0 in range(0, active, chunk)]
+    if perm is None:
+        return chunks, {}
+    cuts = np.flatnonzero(np.diff(perm[:active]) != 1) + 1  # where a run of consecutive rows ends
+    first = np.searchsorted(cuts, [c0 for c0, _ in chunks], side="right")
+    last = np.searchsorted(cuts, [c1 - 1 for _, c1 in chunks], side="right")
+    return chunks, {c0: int(perm[c0]) for (c0, _), a, b in zip(chunks, first, last) if a == b}
 
 
 class _Contiguous:
@@ -318,6 +338,7 @@ class _Plan:
     names: tuple[str, ...]
     source: OptimiserState | None
     perm: torch.Tensor | None
+    spans: dict[int, int]
     chunk: int
     loss: Loss | None
     prox: ProximalLoss | None
@@ -345,23 +366,23 @@ class _Plan:
 
 class _Lane:
     """What one worker trains its chunks with: its own template (functional_call swaps a module's parameters while
-    it runs), step function and chunk-sized buffers (with `alongside`, for the trained rows too: other workers run
-    at the same time); the devices' tensors are the plan's."""
+    it runs), step function and chunk-sized buffers; the devices' tensors are the plan's."""
 
-    def __init__(self, plan: _Plan, stepping: nn.Module, alongside: bool = False):
+    def __init__(self, plan: _Plan, stepping: nn.Module):
         self.plan, self.step_fn = plan, _gradients(stepping, plan.loss)
-        params, perm, chunk, names = plan.params, plan.perm, plan.chunk, plan.names
-        self.learning = _Rows({k: params[k] for k in names}, perm, chunk, copied=alongside)
-        self.fixed = _Rows({k: v for k, v in params.items() if k not in names}, perm, chunk)
-        self.fixed_buffers = _Rows(plan.buffers, perm, chunk)
-        self.extra_rows = _Rows(plan.extra, perm, chunk)
+        params, perm, spans, chunk, names = plan.params, plan.perm, plan.spans, plan.chunk, plan.names
+        self.learning = _Rows({k: params[k] for k in names}, perm, spans, chunk)
+        self.fixed = _Rows({k: v for k, v in params.items() if k not in names}, perm, spans, chunk)
+        self.fixed_buffers = _Rows(plan.buffers, perm, spans, chunk)
+        self.extra_rows = _Rows(plan.extra, perm, spans, chunk)
         if plan.source is None:
             n = len(plan.steps)
             self.fresh = {s: {k: params[k].new_zeros((min(chunk, n), *params[k].shape[1:])) for k in names}
                           for s in SLOTS[plan.optimiser]}
             self.kept = None
         else:
-            self.kept = {s: _Rows({k: d[k] for k in names}, perm, chunk) for s, d in plan.source.slots.items()}
+            self.kept = {s: _Rows({k: d[k] for k in names}, perm, spans, chunk)
+                         for s, d in plan.source.slots.items()}
         self.contiguous = _Contiguous(chunk)
 
     def run(self, c0: int, c1: int, probe: bool = False) -> None:
@@ -429,7 +450,7 @@ def _train_chunks_in_parallel(plan: _Plan, stepping: nn.Module, chunks: list[tup
     are independent, so this gives the same bits as one worker, where torch's own threads would split each small
     step (benchmarks/RESULTS.md). A step that draws random numbers (dropout) would draw them in whatever order the
     workers run, so one device's first gradient is taken first, and if it drew any the chunks run one by one."""
-    first = _Lane(plan, stepping, alongside=True)
+    first = _Lane(plan, stepping)
     before = torch.get_rng_state()
     first.run(*chunks[0], probe=True)
     draws = not torch.equal(before, torch.get_rng_state())
@@ -442,7 +463,7 @@ def _train_chunks_in_parallel(plan: _Plan, stepping: nn.Module, chunks: list[tup
     lanes = queue.SimpleQueue()
     lanes.put(first)
     for _ in range(workers - 1):
-        lanes.put(_Lane(plan, copy.deepcopy(stepping), alongside=True))
+        lanes.put(_Lane(plan, copy.deepcopy(stepping)))
 
     def run(bounds: tuple[int, int]) -> None:
         lane = lanes.get()
@@ -589,13 +610,13 @@ def train(
     slot_j = torch.arange(batch_size, device=device)
     loss_sum = torch.zeros(n, dtype=torch.float64, device=device)
 
-    plan = _Plan(params=params, buffers=buffers, extra=extra, names=names, source=source, perm=perm_t, chunk=chunk,
-                 loss=loss, prox=prox, optimiser=optimiser, fused=use_fused, lr=lr, betas=betas, eps=eps,
+    chunks, spans = _chunk_plan(None if perm_t is None else perm, active_n, chunk)
+    plan = _Plan(params=params, buffers=buffers, extra=extra, names=names, source=source, perm=perm_t, spans=spans,
+                 chunk=chunk, loss=loss, prox=prox, optimiser=optimiser, fused=use_fused, lr=lr, betas=betas, eps=eps,
                  decay=decay, momentum=momentum, nesterov=nesterov, batch_size=batch_size, dtype=like.dtype,
                  steps=total_s, start_step=start_step, per_epoch=k_t, counts=n_t, offsets=ptr_t, stream=stream_t,
                  slots=slot_j, inputs=inputs, labels=labels, loss_sum=loss_sum)
     stepping = training_template(template)
-    chunks = [(c0, min(c0 + chunk, active_n)) for c0 in range(0, active_n, chunk)]
     threads = torch.get_num_threads()
     seed = int(torch.randint(0, 2**62, (1,), generator=generator)) if generator is not None else None
     stepping.train(True)

@@ -13,7 +13,8 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from fieldlearn.learning.data import Dataset, DeviceData, IndexSets
 from fieldlearn.learning.models import ModelField
-from fieldlearn.learning.train import OptimiserState, batch_schedule, cross_entropy, proximal_loss, train
+from fieldlearn.learning.train import (OptimiserState, _chunk_plan, batch_schedule, cross_entropy, proximal_loss,
+                                      train)
 
 N_FEATURES, N_CLASSES = 6, 4
 
@@ -636,6 +637,29 @@ def test_stacked_linear_layers_train_like_nn_linear_in_float32(dataset, monkeypa
     for k in models.params:
         torch.testing.assert_close(fast.models.params[k], slow.models.params[k], rtol=0, atol=1e-6)
     assert not torch.equal(fast.models.params["0.weight"], models.params["0.weight"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(runs=st.lists(st.integers(1, 9), min_size=1, max_size=6), chunk=st.integers(1, 7), idle=st.integers(0, 4),
+       seed=st.integers(0, 99))
+def test_a_chunk_of_consecutive_rows_is_trained_where_it_lies(runs, chunk, idle, seed):
+    # a step order made of runs of consecutive rows, in shuffled storage places: a chunk within one run is a span
+    # (its rows are views, no gather), any other chunk is gathered; the chunks cut the active devices in order
+    rng = np.random.default_rng(seed)
+    starts = np.concatenate([[0], np.cumsum(runs)[:-1]])
+    pieces = [np.arange(a, a + n) for a, n in zip(starts, runs)]
+    idle_rows = [np.arange(sum(runs), sum(runs) + idle)]
+    perm = np.concatenate([pieces[i] for i in rng.permutation(len(pieces))] + idle_rows)
+    active = sum(runs)
+    chunks, spans = _chunk_plan(perm, active, chunk)
+    assert chunks == [(c0, min(c0 + chunk, active)) for c0 in range(0, active, chunk)]
+    for c0, c1 in chunks:
+        rows = perm[c0:c1]
+        consecutive = bool(np.all(np.diff(rows) == 1))
+        assert (c0 in spans) == consecutive
+        if consecutive:
+            assert spans[c0] == rows[0]
+    assert _chunk_plan(None, active, chunk) == (chunks, {})
 
 
 @contextlib.contextmanager
