@@ -7,6 +7,7 @@
     python benchmarks/c2fl_scale.py --sizes 1024 --links clique --eval-precision both  # float32 and bfloat16 CAcc
     python benchmarks/c2fl_scale.py --sizes 1024 --links clique --allocator both --huge-pages both
     python benchmarks/c2fl_scale.py --sizes 1024 --links clique --allocator keep,jemalloc,tcmalloc
+    python benchmarks/c2fl_scale.py --sizes 1024 --links clique --threads 2 --block-clock wall --eval-every 5 --rounds 5
 
 The configuration is `scenarios/c2fl-fashion.yaml` (Fashion-MNIST 28x28, MLP 784-128-10, 20 samples per round, 300
 replayed per mover, two epochs and the post-merge pass) with every area scaled up: 4 areas of D devices each, a
@@ -25,7 +26,8 @@ their memories; the rounds before are run untimed).
 
 The table: seconds per round, of which local training (`train_locally`, the post-merge pass included), the regional
 model (`classwise_regional_mean`: collect and broadcast of the models) and the evaluation (CAcc of every mover on
-every area, static devices on their own; here after every round, where the scenario evaluates every 5th), as CPU
+every area, static devices on their own; here after every round, where the scenario evaluates every 5th: `--eval-every
+5 --rounds 5` times the scenario's own cadence, and the evaluation column is then its share of a round), as CPU
 seconds (`s/round` too; `wall` is the clock), and the peak RSS.
 """
 from __future__ import annotations
@@ -79,9 +81,9 @@ def scaled(per_area: int, sparse: bool) -> dict:
 
 
 def child(per_area: int, sparse: bool, rounds: int, start: int, keep: bool = True, threads: int = 1,
-          bfloat16: bool = False, wall_blocks: bool = False) -> dict:
+          bfloat16: bool = False, wall_blocks: bool = False, eval_every: int = 1) -> dict:
     """One size in this process: time `rounds` rounds from round `start` on (after the first move, when movers
-    replay their memories), profile the blocks, read the peak RSS."""
+    replay their memories), evaluating every `eval_every` rounds, profile the blocks, read the peak RSS."""
     import torch
 
     from fieldlearn.calculus import keep_freed_memory
@@ -95,7 +97,7 @@ def child(per_area: int, sparse: bool, rounds: int, start: int, keep: bool = Tru
     data = scaled(per_area, sparse)
     data["learning"]["threads"] = threads  # the simulator sets torch's threads from the learning block
     data["duration"] = {"rounds": start + rounds}
-    data["learning"]["eval_every"] = 1  # evaluate after every timed round, to time it
+    data["learning"]["eval_every"] = eval_every  # 1: after every timed round, to time it
     data["learning"]["eval_precision"] = "bfloat16" if bfloat16 else "float32"
     engine = Engine(resolve_scenario(data, SCENARIO.parent, name="c2fl-scale"))
     recorder = Recorder(engine)
@@ -113,7 +115,7 @@ def child(per_area: int, sparse: bool, rounds: int, start: int, keep: bool = Tru
         blocks[label] = sum(v[3] for k, v in stats.stats.items() if k[2] == name) / rounds
     links = engine.graph.n_links
     return {"devices": engine.capacity, "links": links, "round_s": total / rounds, "wall_s": wall / rounds,
-            "threads": threads, "eval_precision": data["learning"]["eval_precision"],
+            "threads": threads, "eval_precision": data["learning"]["eval_precision"], "eval_every": eval_every,
             "block_clock": "wall" if wall_blocks else "cpu", **blocks,
             "peak_mib": peak_rss_mib(), "malloc": malloc_name(), "kept": bool(kept),
             "cacc": recorder.final.get("cacc")}
@@ -191,7 +193,7 @@ def allocators(choice: str) -> list[str]:
 
 
 def measure(per_area: int, sparse: bool, rounds: int, start: int, allocator: str = "keep", threads: int = 1,
-            bfloat16: bool = False, wall_blocks: bool = False, huge_pages: bool = False) -> dict:
+            bfloat16: bool = False, wall_blocks: bool = False, huge_pages: bool = False, eval_every: int = 1) -> dict:
     chosen = ALLOCATORS[allocator]
     env = {k: v for k, v in os.environ.items() if k not in (HUGE_PAGES, "LD_PRELOAD", "TCMALLOC_RELEASE_RATE")}
     env.update(chosen.variables)
@@ -201,7 +203,7 @@ def measure(per_area: int, sparse: bool, rounds: int, start: int, allocator: str
         env[HUGE_PAGES] = "1"
     out = subprocess.run([sys.executable, __file__, "--child",
                           f"{per_area},{int(sparse)},{rounds},{start},{int(chosen.keeps)},{threads},{int(bfloat16)},"
-                          f"{int(wall_blocks)}"],
+                          f"{int(wall_blocks)},{eval_every}"],
                          capture_output=True, text=True, timeout=3600, env=env)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:] or f"the child process exited with {out.returncode}")
@@ -234,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--block-clock", choices=("cpu", "wall"), default="cpu",
                    help="what the blocks' times count: CPU seconds (all threads together) or the clock (what a run "
                         "with several threads waits)")
+    p.add_argument("--eval-every", type=int, default=1,
+                   help="evaluate every N rounds: 1 (default) times an evaluation in every round; the scenario's own "
+                        "cadence is 5 (with --rounds 5 one evaluation falls in the timed rounds)")
     p.add_argument("--check-slow-path", type=int, metavar="ROUNDS",
                    help="only compare the 48-device run over ROUNDS rounds with and without the stacked linear layers")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -242,9 +247,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(slow_path_check(args.check_slow_path)))
         return 0
     if args.child:
-        per_area, sparse, rounds, start, keep, threads, bfloat16, wall_blocks = (int(x) for x in args.child.split(","))
+        per_area, sparse, rounds, start, keep, threads, bfloat16, wall_blocks, every = (
+            int(x) for x in args.child.split(","))
         print(json.dumps(child(per_area, bool(sparse), rounds, start, bool(keep), threads, bool(bfloat16),
-                               bool(wall_blocks))))
+                               bool(wall_blocks), every)))
         return 0
     rows = []
     for n in (int(x) for x in args.sizes.split(",")):
@@ -257,20 +263,20 @@ def main(argv: list[str] | None = None) -> int:
                     {"float32": (False,), "bfloat16": (True,), "both": (False, True)}[args.eval_precision],
                     {"off": (False,), "on": (True,), "both": (False, True)}[args.huge_pages]):
                 r = measure(n // 4, sparse, args.rounds, args.start, allocator, args.threads, low,
-                            args.block_clock == "wall", huge)
+                            args.block_clock == "wall", huge, args.eval_every)
                 r["links_kind"] = "sparse (radius 0.7)" if sparse else "clique per area"
                 r["allocator"] = ALLOCATORS[allocator].label + (", huge pages" if huge else "")
                 rows.append(r)
                 print(json.dumps(r), flush=True)
-    print("\n| devices | links | kind | allocator | threads | blocks timed by | evaluation in | CPU s/round | "
-          "wall s/round | train | regional model | evaluation | regional / train | evaluation / train | peak RSS | "
-          "CAcc |")
-    print("|---:|---:|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n| devices | links | kind | allocator | threads | blocks timed by | evaluation in | evaluated every | "
+          "CPU s/round | wall s/round | train | regional model | evaluation | regional / train | evaluation / train | "
+          "peak RSS | CAcc |")
+    print("|---:|---:|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         ratio = r["regional model"] / r["train"] if r["train"] else float("nan")
         eval_ratio = r["evaluation"] / r["train"] if r["train"] else float("nan")
         print(f"| {r['devices']:,} | {r['links']:,} | {r['links_kind']} | {r['allocator']} | {r.get('threads', 1)} | "
-              f"{r['block_clock']} | {r['eval_precision']} | "
+              f"{r['block_clock']} | {r['eval_precision']} | {r.get('eval_every', 1)} | "
               f"{r['round_s']:.2f} | {r.get('wall_s', float('nan')):.2f} | "
               f"{r['train']:.2f} | {r['regional model']:.2f} | {r['evaluation']:.2f} | {ratio:.2f}x | "
               f"{eval_ratio:.2f}x | {r['peak_mib']:,.0f} MiB | {r['cacc']:.6f} |")
