@@ -17,7 +17,7 @@ from torch.func import functional_call
 from .data import DeviceData, IndexSets
 from .models import ModelField
 from .optimisers import SLOTS, OptimiserState, adam_update, fused_adam_applies, fused_adam_update, sgd_update
-from .stacked import training_template
+from .stacked import plain_mlp_gradients, plain_mlp_layers, training_template
 
 __all__ = ["OptimiserState", "TrainResult", "train", "batch_schedule", "Loss", "cross_entropy", "proximal_loss",
            "ProximalLoss"]
@@ -195,14 +195,23 @@ def _check_trainable(template: nn.Module) -> None:
                 "batch, so padded and partial batches could not be kept apart; use LayerNorm or GroupNorm")
 
 
-def _gradients(template: nn.Module, loss: Loss | None) -> Callable[..., tuple[dict, torch.Tensor]]:
+def _gradients(template: nn.Module, loss: Loss | None,
+               mlp: list[tuple[str, nn.Module]] | None = None) -> Callable[..., tuple[dict, torch.Tensor]]:
     """Per-device gradients (of the trainable parameters) and values of the weighted loss of a chunk of devices.
 
     The forward pass (and a custom `loss`, written for one device) is vmapped over the devices; the backward pass is
     one ordinary autograd call on the sum of the devices' losses (each device's loss depends only on its own
     parameters, so this sum's gradient is every device's own gradient, in the parameters' layout, without the
-    per-call cost of a functorch `grad` transform). The built-in cross-entropy runs outside the vmap on all rows.
+    per-call cost of a functorch `grad` transform). The built-in cross-entropy runs outside the vmap on all rows. A
+    plain MLP (`mlp`: its layers) with the built-in loss takes the same operations without vmap or autograd.
     """
+    if loss is None and mlp is not None:
+        def direct(p: dict, frozen: dict, b: dict, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
+                   e: dict) -> tuple[dict, torch.Tensor]:
+            grads, per_device = plain_mlp_gradients(mlp, {**frozen, **p}, set(p), x, y, w)
+            return {k: grads[k] for k in p}, per_device
+
+        return direct
     if loss is None:
         forward = torch.vmap(lambda p, b, x: functional_call(template, (p, b), (x,)), in_dims=(0, 0, 0),
                              randomness="different")
@@ -341,6 +350,7 @@ class _Plan:
     spans: dict[int, int]
     chunk: int
     loss: Loss | None
+    mlp: list[tuple[str, nn.Module]] | None
     prox: ProximalLoss | None
     optimiser: str
     fused: bool
@@ -369,7 +379,7 @@ class _Lane:
     it runs), step function and chunk-sized buffers; the devices' tensors are the plan's."""
 
     def __init__(self, plan: _Plan, stepping: nn.Module):
-        self.plan, self.step_fn = plan, _gradients(stepping, plan.loss)
+        self.plan, self.step_fn = plan, _gradients(stepping, plan.loss, plan.mlp)
         params, perm, spans, chunk, names = plan.params, plan.perm, plan.spans, plan.chunk, plan.names
         self.learning = _Rows({k: params[k] for k in names}, perm, spans, chunk)
         self.fixed = _Rows({k: v for k, v in params.items() if k not in names}, perm, spans, chunk)
@@ -612,10 +622,10 @@ def train(
 
     chunks, spans = _chunk_plan(None if perm_t is None else perm, active_n, chunk)
     plan = _Plan(params=params, buffers=buffers, extra=extra, names=names, source=source, perm=perm_t, spans=spans,
-                 chunk=chunk, loss=loss, prox=prox, optimiser=optimiser, fused=use_fused, lr=lr, betas=betas, eps=eps,
-                 decay=decay, momentum=momentum, nesterov=nesterov, batch_size=batch_size, dtype=like.dtype,
-                 steps=total_s, start_step=start_step, per_epoch=k_t, counts=n_t, offsets=ptr_t, stream=stream_t,
-                 slots=slot_j, inputs=inputs, labels=labels, loss_sum=loss_sum)
+                 chunk=chunk, loss=loss, mlp=plain_mlp_layers(template), prox=prox, optimiser=optimiser,
+                 fused=use_fused, lr=lr, betas=betas, eps=eps, decay=decay, momentum=momentum, nesterov=nesterov,
+                 batch_size=batch_size, dtype=like.dtype, steps=total_s, start_step=start_step, per_epoch=k_t,
+                 counts=n_t, offsets=ptr_t, stream=stream_t, slots=slot_j, inputs=inputs, labels=labels, loss_sum=loss_sum)
     stepping = training_template(template)
     threads = torch.get_num_threads()
     seed = int(torch.randint(0, 2**62, (1,), generator=generator)) if generator is not None else None

@@ -1,6 +1,7 @@
 """The stacked linear layer: the same values and gradients as nn.Linear under vmap, weight gradients in the
 weight's own layout, and a training template that swaps only plain nn.Linear layers; plain MLPs scored on shared
-inputs as a few matmuls over all devices (the bfloat16 evaluation's path)."""
+inputs as a few matmuls over all devices (the bfloat16 evaluation's path); their training gradients without
+autograd."""
 from __future__ import annotations
 
 import torch
@@ -9,8 +10,8 @@ from torch.func import functional_call
 
 from fieldlearn.learning.config import ModelConfig
 from fieldlearn.learning.models import ModelField
-from fieldlearn.learning.stacked import (StackedLinear, plain_mlp_layers, shared_input_logits,
-                                        training_template)
+from fieldlearn.learning.stacked import (StackedLinear, plain_mlp_gradients, plain_mlp_layers,
+                                        shared_input_logits, training_template)
 
 
 class Scaled(nn.Linear):
@@ -147,3 +148,26 @@ def test_a_bfloat16_field_scores_shared_inputs_through_the_plain_mlp_path_and_ot
     other = ModelField.from_factory(_net, 3, seed=5).to(dtype=torch.bfloat16)
     assert other.forward(torch.randn(4, 6).to(torch.bfloat16), shared=True).shape == (3, 4, 3)
     assert len(calls) == 3
+
+
+def test_plain_mlp_gradients_equal_each_devices_autograd_of_its_weighted_cross_entropy():
+    # oracle: every device's own module, sum_i w_i * ce(x_i, y_i), through autograd; only `wanted` gets a gradient
+    torch.manual_seed(3)
+    template = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4, bias=False), nn.ReLU(), nn.Linear(4, 3))
+    modules = [nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4, bias=False), nn.ReLU(),
+                             nn.Linear(4, 3)).double() for _ in range(3)]
+    params = {k: torch.stack([dict(m.named_parameters())[k].detach() for m in modules]) for k, _ in
+              modules[0].named_parameters()}
+    x = torch.randn(3, 7, 6, dtype=torch.float64)
+    y = torch.randint(0, 3, (3, 7))
+    w = torch.rand(3, 7, dtype=torch.float64)
+    for wanted in ({"0.weight", "0.bias", "2.weight", "4.weight", "4.bias"}, {"4.weight"}, {"2.weight"}):
+        grads, per_device = plain_mlp_gradients(plain_mlp_layers(template), params, wanted, x, y, w)
+        assert set(grads) == wanted
+        for i, module in enumerate(modules):
+            loss = (nn.functional.cross_entropy(module(x[i]), y[i], reduction="none") * w[i]).sum()
+            names = sorted(wanted)
+            expected = torch.autograd.grad(loss, [dict(module.named_parameters())[k] for k in names])
+            torch.testing.assert_close(per_device[i], loss.detach(), rtol=1e-12, atol=1e-12)
+            for k, g in zip(names, expected):
+                torch.testing.assert_close(grads[k][i], g, rtol=1e-10, atol=1e-12)

@@ -639,6 +639,66 @@ def test_stacked_linear_layers_train_like_nn_linear_in_float32(dataset, monkeypa
     assert not torch.equal(fast.models.params["0.weight"], models.params["0.weight"])
 
 
+def plain_mlp(hidden: list[int], bias: bool, dtype: torch.dtype):
+    sizes = [N_FEATURES, *hidden, N_CLASSES]
+    layers = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b, bias=bias), nn.ReLU()]
+    return lambda: nn.Sequential(*layers[:-1]).to(dtype)
+
+
+@settings(max_examples=30, deadline=None)
+@given(hidden=st.lists(st.integers(1, 7), max_size=2), bias=st.booleans(),
+       lengths=st.lists(st.integers(0, 13), min_size=1, max_size=7), kind=st.sampled_from(["sgd", "adam"]),
+       part=st.sampled_from([None, "head", "body"]), kept=st.booleans(), prox=st.booleans(),
+       dtype=st.sampled_from([torch.float32, torch.float64]), seed=st.integers(0, 999))
+def test_a_plain_mlp_trains_without_autograd_to_the_bits_of_the_autograd_path(dataset, hidden, bias, lengths, kind,
+                                                                              part, kept, prox, dtype, seed):
+    import importlib
+    from unittest import mock
+
+    train_module = importlib.import_module("fieldlearn.learning.train")
+    rng = np.random.default_rng(seed)
+    sets = IndexSets.from_lists([rng.choice(len(dataset), size, replace=False) for size in lengths])
+    data = DeviceData(Dataset(dataset.inputs.to(dtype), dataset.labels, N_CLASSES, "toy"), sets)
+    factory_ = plain_mlp(hidden, bias, dtype)
+    models = ModelField.from_factory(factory_, len(sets), seed=seed % 97)
+    last = str(2 * len(hidden))  # the output layer's name (a one-layer model has no body)
+    trainable = {None: None, "head": lambda name: name.startswith(last + "."),
+                 "body": lambda name: not name.startswith(last + ".")}[part if hidden or part != "body" else None]
+    extra = dict(loss=proximal_loss(0.2), extras=ModelField.from_factory(factory_, len(sets), seed=1)) if prox else {}
+    runs = []
+    for direct in (True, False):
+        state = dict(fresh_optimiser=False, state=OptimiserState.zeros(kind, models)) if kept else {}
+        with mock.patch.object(train_module, "plain_mlp_layers", train_module.plain_mlp_layers if direct else
+                               lambda template: None):
+            runs.append(train(models, data, epochs=2, batch_size=3, optimiser=kind, lr=0.05, weight_decay=1e-3,
+                              chunk_size=3, trainable=trainable, generator=torch.Generator().manual_seed(seed),
+                              **state, **extra))
+    fast, slow = runs
+    for k in models.params:
+        assert torch.equal(fast.models.params[k], slow.models.params[k]), k
+    torch.testing.assert_close(fast.loss, slow.loss, rtol=0, atol=0, equal_nan=True)
+    if kept:
+        for slot in fast.state.slots:
+            for k in models.params:
+                assert torch.equal(fast.state.slots[slot][k], slow.state.slots[slot][k])
+
+
+def test_a_plain_mlp_takes_no_autograd_step_and_other_models_do(dataset):
+    from unittest import mock
+
+    data = DeviceData(dataset, uneven_sets())
+    with mock.patch("torch.autograd.grad", side_effect=AssertionError("autograd")):
+        trained = train(ModelField.from_factory(plain_mlp([5], True, torch.float64), 6, seed=2), data, epochs=1)
+        assert torch.isfinite(trained.loss[[0, 1, 3, 4, 5]]).all()
+        with pytest.raises(AssertionError, match="autograd"):
+            train(ModelField.from_factory(factory, 6, seed=2), data, epochs=1)  # a tanh layer: the vmapped path
+        with pytest.raises(AssertionError, match="autograd"):  # a loss of one's own: the vmapped path
+            train(ModelField.from_factory(plain_mlp([5], True, torch.float64), 6, seed=2), data, epochs=1,
+                  loss=cross_entropy)
+
+
 @settings(max_examples=60, deadline=None)
 @given(runs=st.lists(st.integers(1, 9), min_size=1, max_size=6), chunk=st.integers(1, 7), idle=st.integers(0, 4),
        seed=st.integers(0, 99))
