@@ -60,7 +60,38 @@ def test_float_min_and_max_on_integer_bits_give_the_same_elements(seed, op, dtyp
     np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))  # bit for bit, signs of zero included
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10**6), st.sampled_from(["ones", "random"]), st.sampled_from(["float32", "float64"]),
+       st.sampled_from([(), (7, 3)]), st.sampled_from([1, 5, 10**6]))
+def test_torch_weighted_sums_over_links_are_torchs_sparse_product_bit_for_bit(seed, weighting, dtype, item_shape,
+                                                                             block_rows):
+    # on a cpu every row's sum is added link after link from gathered blocks of rows: the sparse product's bits
+    torch = pytest.importorskip("torch")
+    from unittest import mock
+
+    from fieldlearn.calculus import backend
+
+    be = backend_for("torch")
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, 12, 60)
+    counts[rng.random(60) < 0.2] = 0  # rows without links
+    indptr = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)]))
+    cols = torch.as_tensor(rng.integers(0, 40, int(indptr[-1])))
+    kind = getattr(torch, dtype)
+    weights = torch.ones(len(cols), dtype=kind) if weighting == "ones" else torch.as_tensor(rng.random(len(cols)))
+    dense = torch.as_tensor(rng.normal(size=(40, *item_shape)), dtype=kind)
+    row_bytes = int(np.prod(item_shape, dtype=int)) * dense.element_size()
+    with mock.patch.object(backend, "GATHER_BLOCK_BYTES", block_rows * row_bytes):
+        got = be.sparse_rows_times(indptr, cols, weights, 40, dense)
+    flat = dense.reshape(40, -1)
+    want = torch.sparse_csr_tensor(indptr, cols, weights.to(kind), size=(60, 40)) @ flat
+    assert got.shape == (60, *item_shape) and got.dtype == kind
+    assert torch.equal(got.reshape(60, -1), want)
+    assert not got.reshape(60, -1)[torch.as_tensor(counts == 0)].any()
+
+
 def test_torch_sparse_product_in_row_blocks_equals_one_product(monkeypatch):
+    # the product off a cpu (a cuda device): blocks of rows give the whole product's rows
     torch = pytest.importorskip("torch")
     from fieldlearn.calculus import backend
 
@@ -69,12 +100,12 @@ def test_torch_sparse_product_in_row_blocks_equals_one_product(monkeypatch):
     counts = rng.integers(0, 12, 200)
     indptr = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)]))
     cols = torch.as_tensor(rng.integers(0, 150, int(indptr[-1])))
-    weights = torch.as_tensor(rng.random(int(indptr[-1])))
-    dense = torch.as_tensor(rng.normal(size=(150, 7, 30)), dtype=torch.float32)
-    whole = be.sparse_rows_times(indptr, cols, weights, 150, dense)
+    weights = torch.as_tensor(rng.random(int(indptr[-1])), dtype=torch.float32)
+    flat = torch.as_tensor(rng.normal(size=(150, 7 * 30)), dtype=torch.float32)
+    whole = be._sparse_product(indptr, cols, weights, 200, 150, flat)
     monkeypatch.setattr(backend, "PRODUCT_BLOCK_BYTES", 13 * 7 * 30 * 4)  # blocks of 13 rows
-    blocks = be.sparse_rows_times(indptr, cols, weights, 150, dense)
-    assert blocks.shape == (200, 7, 30) and torch.equal(whole, blocks)
+    blocks = be._sparse_product(indptr, cols, weights, 200, 150, flat)
+    assert blocks.shape == (200, 210) and torch.equal(whole, blocks)
 
 
 @settings(max_examples=40, deadline=None)
