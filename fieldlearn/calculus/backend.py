@@ -269,13 +269,18 @@ class NumpyBackend:
             return np.diff(seg.indptr)
         return np.bincount(seg.rows[mask], minlength=seg.n_rows)
 
-    def sparse_rows_times(self, indptr: np.ndarray, cols: np.ndarray, weights: np.ndarray, n_cols: int, dense: np.ndarray) -> np.ndarray:
-        """(sparse matrix with one row per CSR row) @ dense rows: weighted sums of large per-device values."""
+    def sparse_rows_times(self, indptr: np.ndarray, cols: np.ndarray, weights: np.ndarray, n_cols: int,
+                          dense: np.ndarray, initial: np.ndarray | None = None) -> np.ndarray:
+        """(sparse matrix with one row per CSR row) @ dense rows: weighted sums of large per-device values (plus
+        `initial`, one row per CSR row, added to each row's sum)."""
         from scipy.sparse import csr_matrix
 
         flat = dense.reshape(dense.shape[0], -1)
         mat = csr_matrix((weights, cols, indptr), shape=(len(indptr) - 1, n_cols))
-        return np.asarray(mat @ flat).reshape((len(indptr) - 1,) + dense.shape[1:])
+        out = np.asarray(mat @ flat).reshape((len(indptr) - 1,) + dense.shape[1:])
+        if initial is not None:
+            out += initial
+        return out
 
 
 class TorchBackend:
@@ -446,28 +451,39 @@ class TorchBackend:
             return self.torch.diff(seg.indptr)
         return self.torch.bincount(seg.rows[mask], minlength=seg.n_rows)
 
-    def sparse_rows_times(self, indptr: Any, cols: Any, weights: Any, n_cols: int, dense: Any) -> Any:
-        """(sparse matrix with one row per CSR row) @ dense rows: weighted sums of large per-device values."""
-        torch = self.torch
+    def sparse_rows_times(self, indptr: Any, cols: Any, weights: Any, n_cols: int, dense: Any,
+                          initial: Any = None) -> Any:
+        """(sparse matrix with one row per CSR row) @ dense rows: weighted sums of large per-device values (plus
+        `initial`, one row per CSR row, added to each row's sum: the bits of `sum + initial`)."""
         flat = dense.reshape(dense.shape[0], -1)
         weights = weights.to(flat.dtype)
         n_rows = len(indptr) - 1
+        start = None if initial is None else initial.reshape(n_rows, -1)
         if flat.device.type == "cpu":
-            out = self._gathered_sums(indptr, cols, weights, n_rows, flat)
+            out = self._gathered_sums(indptr, cols, weights, n_rows, flat, start)
         else:
             out = self._sparse_product(indptr, cols, weights, n_rows, n_cols, flat)
+            if start is not None:
+                out += start
         return out.reshape((n_rows,) + tuple(dense.shape[1:]))
 
-    def _gathered_sums(self, indptr: Any, cols: Any, weights: Any, n_rows: int, flat: Any) -> Any:
+    def _gathered_sums(self, indptr: Any, cols: Any, weights: Any, n_rows: int, flat: Any, start: Any) -> Any:
         """On a cpu, every row's sum of `weights[k] * flat[cols[k]]` added link after link in CSR order (the bits of
         torch's sparse product, at a fraction of its time): the linked rows are gathered a few megabytes at a time,
-        weighted, and added into their result rows."""
+        weighted, and added into their result rows. With `start`, the result is `start + 0` (a row without links
+        is 0 + start: -0.0 becomes 0.0) with the sums of the rows that have links added in (floats add
+        commutatively, and a sum begun at 0.0 is never -0.0: the bits of `sums + start`, one pass fewer)."""
         torch = self.torch
-        out = torch.zeros((n_rows, flat.shape[1]), dtype=flat.dtype)
         links = len(cols)
+        out = torch.zeros((n_rows, flat.shape[1]), dtype=flat.dtype) if start is None else start + 0
         if links == 0:
             return out
-        rows = self.rows_of(indptr)
+        if start is None:
+            sums, rows = out, self.rows_of(indptr)
+        else:
+            linked = torch.nonzero(indptr[1:] > indptr[:-1]).flatten()
+            sums = torch.zeros((len(linked), flat.shape[1]), dtype=flat.dtype)
+            rows = torch.repeat_interleave(torch.arange(len(linked)), torch.diff(indptr)[linked])
         unit = bool((weights == 1).all())
         block = max(1, GATHER_BLOCK_BYTES // max(1, flat.shape[1] * flat.element_size()))
         buf = flat.new_empty((min(block, links), flat.shape[1]))
@@ -476,7 +492,9 @@ class TorchBackend:
             part = torch.index_select(flat, 0, cols[a:b], out=buf[: b - a])
             if not unit:
                 part.mul_(weights[a:b, None])
-            out.index_add_(0, rows[a:b], part)
+            sums.index_add_(0, rows[a:b], part)
+        if start is not None:
+            out.index_add_(0, linked, sums)
         return out
 
     def _sparse_product(self, indptr: Any, cols: Any, weights: Any, n_rows: int, n_cols: int, flat: Any) -> Any:

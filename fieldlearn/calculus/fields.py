@@ -522,16 +522,19 @@ class NbrField:
         `default` where there are none; plus `initial` (a field or a number, as numpy's `initial`) if given. Large
         values (models) are summed as one sparse product, and `initial` is added into that product's own array:
         the same values as `initial + sum`, without another array the size of every device's values."""
+        if isinstance(initial, Field) and not include_self:
+            me, links = self._selected(where)
+            lazy = me._large_source()
+            if lazy is not None:
+                dom = me.domain
+                add = initial.project(dom).values
+                src = lazy[0]
+                if (tuple(add.shape) == (len(dom),) + tuple(src.shape[1:]) and add.dtype == src.dtype
+                        and _is_identity(default, "sum", src.dtype) and _keeps_dtype(src, default, dom.backend)):
+                    dtype = dom.backend.constant_row(1.0).dtype if where is not None else src.dtype
+                    return Field(me._sparse_sum(links, None, dtype, initial=add), dom)
         total = self._reduce("sum", include_self, default, where)
-        if initial is None:
-            return total
-        if isinstance(initial, Field) and self._large_source() is not None:  # the product is this call's own array
-            out, add = total.values, initial.project(total.domain).values
-            be = total.domain.backend
-            if tuple(out.shape) == tuple(add.shape) and be.result_type(out, add) == out.dtype:
-                out += add
-                return total
-        return initial + total
+        return total if initial is None else initial + total
 
     def min(self, include_self: bool = False, default: Any = float("inf"), where: "NbrField | None" = None) -> Field:
         """Minimum over aligned neighbours (where `where` holds; and self if asked); `default` where there are none
@@ -612,9 +615,10 @@ class NbrField:
             out = out + self.self_value * expand_to(weights.self_value, self.self_value)
         return Field(out, dom)
 
-    def _sparse_sum(self, links: Any, weights: Any, dtype: Any) -> Any:
+    def _sparse_sum(self, links: Any, weights: Any, dtype: Any, initial: Any = None) -> Any:
         """Sum over the links where `links` holds (all if None) of `weights` (ones of `dtype` if None) times the
-        pending gather's rows, as one sparse product: links that are not summed are not in the product."""
+        pending gather's rows (plus `initial`, one row per device), as one sparse product: links that are not summed
+        are not in the product."""
         be = self.domain.backend
         hood = self.domain.hood
         src, idx = self._source
@@ -626,7 +630,7 @@ class NbrField:
             weights = None if weights is None else be.take(weights, keep)
         if weights is None:
             weights = be.full((len(cols),), 1.0, dtype=dtype)
-        return be.sparse_rows_times(indptr, cols, weights, len(src), src)
+        return be.sparse_rows_times(indptr, cols, weights, len(src), src, initial)
 
     def _chunked_reduce(self, op: str, links: Any, strong: bool) -> Any:
         """min/max/any/all over a pending gather of large rows, gathering at most `CHUNK_BYTES` of them at once."""

@@ -60,12 +60,13 @@ def test_float_min_and_max_on_integer_bits_give_the_same_elements(seed, op, dtyp
     np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))  # bit for bit, signs of zero included
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.integers(0, 10**6), st.sampled_from(["ones", "random"]), st.sampled_from(["float32", "float64"]),
-       st.sampled_from([(), (7, 3)]), st.sampled_from([1, 5, 10**6]))
+       st.sampled_from([(), (7, 3)]), st.sampled_from([1, 5, 10**6]), st.booleans())
 def test_torch_weighted_sums_over_links_are_torchs_sparse_product_bit_for_bit(seed, weighting, dtype, item_shape,
-                                                                             block_rows):
-    # on a cpu every row's sum is added link after link from gathered blocks of rows: the sparse product's bits
+                                                                             block_rows, with_initial):
+    # on a cpu every row's sum is added link after link from gathered blocks of rows: the sparse product's bits;
+    # an initial value (with signed zeros) added in gives the bits of product + initial
     torch = pytest.importorskip("torch")
     from unittest import mock
 
@@ -81,13 +82,21 @@ def test_torch_weighted_sums_over_links_are_torchs_sparse_product_bit_for_bit(se
     weights = torch.ones(len(cols), dtype=kind) if weighting == "ones" else torch.as_tensor(rng.random(len(cols)))
     dense = torch.as_tensor(rng.normal(size=(40, *item_shape)), dtype=kind)
     row_bytes = int(np.prod(item_shape, dtype=int)) * dense.element_size()
+    initial = None
+    if with_initial:
+        initial = torch.as_tensor(rng.normal(size=(60, *item_shape)), dtype=kind)
+        initial[torch.as_tensor(rng.random((60, *item_shape)) < 0.3)] = -0.0
     with mock.patch.object(backend, "GATHER_BLOCK_BYTES", block_rows * row_bytes):
-        got = be.sparse_rows_times(indptr, cols, weights, 40, dense)
+        got = be.sparse_rows_times(indptr, cols, weights, 40, dense, initial)
     flat = dense.reshape(40, -1)
     want = torch.sparse_csr_tensor(indptr, cols, weights.to(kind), size=(60, 40)) @ flat
+    if with_initial:
+        want = want + initial.reshape(60, -1)
     assert got.shape == (60, *item_shape) and got.dtype == kind
-    assert torch.equal(got.reshape(60, -1), want)
-    assert not got.reshape(60, -1)[torch.as_tensor(counts == 0)].any()
+    bits = torch.int32 if kind == torch.float32 else torch.int64
+    assert torch.equal(got.reshape(60, -1).view(bits), want.view(bits))  # bit for bit, signs of zero included
+    if not with_initial:
+        assert not got.reshape(60, -1)[torch.as_tensor(counts == 0)].any()
 
 
 def test_torch_sparse_product_in_row_blocks_equals_one_product(monkeypatch):

@@ -175,19 +175,22 @@ def test_sum_with_initial_is_initial_plus_the_sum_bit_for_bit(backend, large):
     # for large values initial is added into the sparse product's own array; the values must be those of initial + sum
     net = _big_network(n=30, seed=5)
     net.sensors["v"] = net.sensors["big"] if large else net.sensors["w"]
-    net.sensors["own"] = net.sensors["v"] * 3.0
+    own_values = net.sensors["v"] * 3.0
+    own_values[np.random.default_rng(5).random(own_values.shape) < 0.3] = -0.0  # signed zeros must add as they do
+    net.sensors["own"] = own_values
 
     def prog():
         v, sel = nbr(sense("v")), nbr_ids() < mid()
         own = sense("own")
         return (v.sum(where=sel, default=None, initial=own), own + v.sum(where=sel, default=None),
-                v.sum(initial=own), own + v.sum(), v.sum(where=sel, initial=2.0), 2.0 + v.sum(where=sel), own)
+                v.sum(initial=own), own + v.sum(), v.sum(where=sel, initial=2.0), 2.0 + v.sum(where=sel),
+                v.sum(where=sel, initial=own), own + v.sum(where=sel), own)
 
-    fused, plain, fused_all, plain_all, const, const_plain, own = (
+    fused, plain, fused_all, plain_all, const, const_plain, fused_sel, plain_sel, own = (
         np.asarray(r) for r in run(prog, net, rounds=2, backend=backend).last)
-    np.testing.assert_array_equal(fused, plain)
-    np.testing.assert_array_equal(fused_all, plain_all)
-    np.testing.assert_array_equal(const, const_plain)
+    for a, b in ((fused, plain), (fused_all, plain_all), (const, const_plain), (fused_sel, plain_sel)):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))  # bit for bit, signs of zero included
     v = net.sensors["v"].astype(fused.dtype)
     want = np.stack([own[i] + sum((v[j] for j in h if j < i), np.zeros_like(v[0]))
                      for i, h in enumerate(_per_link_reference(net))])
