@@ -470,20 +470,23 @@ class TorchBackend:
     def _gathered_sums(self, indptr: Any, cols: Any, weights: Any, n_rows: int, flat: Any, start: Any) -> Any:
         """On a cpu, every row's sum of `weights[k] * flat[cols[k]]` added link after link in CSR order (the bits of
         torch's sparse product, at a fraction of its time): the linked rows are gathered a few megabytes at a time,
-        weighted, and added into their result rows. With `start`, the result is `start + 0` (a row without links
-        is 0 + start: -0.0 becomes 0.0) with the sums of the rows that have links added in (floats add
-        commutatively, and a sum begun at 0.0 is never -0.0: the bits of `sums + start`, one pass fewer)."""
+        weighted, and added into their result rows, then `start` is added. Where at most half the rows have links, the
+        result is `start + 0` instead (a row without links is 0 + start: -0.0 becomes 0.0) with the sums of the rows
+        that have links added in (floats add commutatively, and a sum begun at 0.0 is never -0.0: the bits of
+        `sums + start`, two passes over every row fewer)."""
         torch = self.torch
         links = len(cols)
-        out = torch.zeros((n_rows, flat.shape[1]), dtype=flat.dtype) if start is None else start + 0
-        if links == 0:
-            return out
-        if start is None:
-            sums, rows = out, self.rows_of(indptr)
-        else:
-            linked = torch.nonzero(indptr[1:] > indptr[:-1]).flatten()
+        linked = None if start is None else torch.nonzero(indptr[1:] > indptr[:-1]).flatten()
+        if linked is not None and 2 * len(linked) <= n_rows:  # few rows have links (a tree's inner devices)
+            out = start + 0
+            if links == 0:
+                return out
             sums = torch.zeros((len(linked), flat.shape[1]), dtype=flat.dtype)
             rows = torch.repeat_interleave(torch.arange(len(linked)), torch.diff(indptr)[linked])
+        else:
+            linked = None
+            out = sums = torch.zeros((n_rows, flat.shape[1]), dtype=flat.dtype)
+            rows = self.rows_of(indptr)
         unit = bool((weights == 1).all())
         block = max(1, GATHER_BLOCK_BYTES // max(1, flat.shape[1] * flat.element_size()))
         buf = flat.new_empty((min(block, links), flat.shape[1]))
@@ -493,8 +496,10 @@ class TorchBackend:
             if not unit:
                 part.mul_(weights[a:b, None])
             sums.index_add_(0, rows[a:b], part)
-        if start is not None:
+        if linked is not None:
             out.index_add_(0, linked, sums)
+        elif start is not None:
+            out += start
         return out
 
     def _sparse_product(self, indptr: Any, cols: Any, weights: Any, n_rows: int, n_cols: int, flat: Any) -> Any:

@@ -62,9 +62,9 @@ def test_float_min_and_max_on_integer_bits_give_the_same_elements(seed, op, dtyp
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 10**6), st.sampled_from(["ones", "random"]), st.sampled_from(["float32", "float64"]),
-       st.sampled_from([(), (7, 3)]), st.sampled_from([1, 5, 10**6]), st.booleans())
+       st.sampled_from([(), (7, 3)]), st.sampled_from([1, 5, 10**6]), st.booleans(), st.sampled_from([0.2, 0.8]))
 def test_torch_weighted_sums_over_links_are_torchs_sparse_product_bit_for_bit(seed, weighting, dtype, item_shape,
-                                                                             block_rows, with_initial):
+                                                                             block_rows, with_initial, empty):
     # on a cpu every row's sum is added link after link from gathered blocks of rows: the sparse product's bits;
     # an initial value (with signed zeros) added in gives the bits of product + initial
     torch = pytest.importorskip("torch")
@@ -75,7 +75,7 @@ def test_torch_weighted_sums_over_links_are_torchs_sparse_product_bit_for_bit(se
     be = backend_for("torch")
     rng = np.random.default_rng(seed)
     counts = rng.integers(0, 12, 60)
-    counts[rng.random(60) < 0.2] = 0  # rows without links
+    counts[rng.random(60) < empty] = 0  # rows without links: most rows have links, or few (a tree's inner rows)
     indptr = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)]))
     cols = torch.as_tensor(rng.integers(0, 40, int(indptr[-1])))
     kind = getattr(torch, dtype)
