@@ -27,3 +27,17 @@ def test_versus_refuses_an_unknown_program_and_a_commit_that_does_not_exist():
     missing = subprocess.run([sys.executable, str(SCRIPT), "no-such-commit"], cwd=REPO, capture_output=True,
                              text=True, timeout=120)
     assert missing.returncode == 1 and "versus: cannot export a commit" in missing.stderr
+
+
+def test_versus_times_the_learning_steps_and_refuses_them_on_too_many_devices():
+    done = subprocess.run([sys.executable, str(SCRIPT), "HEAD", "--sizes", "12", "--programs", "train,model-sum",
+                           "--repeats", "1", "--budget", "0.01"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr + done.stdout
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("| train", "| model-sum"))]
+    assert len(rows) == 2
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == "12" and float(cells[2]) > 0 and float(cells[3]) > 0 and cells[5] == "yes"
+    big = subprocess.run([sys.executable, str(SCRIPT), "HEAD", "--programs", "train", "--sizes", "5000"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert big.returncode == 2 and "at most 4,096 devices" in big.stderr
