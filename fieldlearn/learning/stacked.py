@@ -1,6 +1,7 @@
 """Stacked models as batched matmuls. For training, a linear layer whose vmapped backward gives each device's weight
 gradient in the weight's own layout, so that the fused optimiser step reads it as it is (no transposing copy) from a
-faster matmul; for scoring a plain MLP on inputs every device sees, its layers as a few matmuls over all devices."""
+faster matmul, and a plain MLP's gradients computed by those operations directly, without autograd; for scoring a
+plain MLP on inputs every device sees, its layers as a few matmuls over all devices."""
 from __future__ import annotations
 
 import copy
