@@ -529,12 +529,20 @@ class NbrField:
                 dom = me.domain
                 add = initial.project(dom).values
                 src = lazy[0]
-                if (tuple(add.shape) == (len(dom),) + tuple(src.shape[1:]) and add.dtype == src.dtype
-                        and _is_identity(default, "sum", src.dtype) and _keeps_dtype(src, default, dom.backend)):
+                identity = default is None or (_is_identity(default, "sum", src.dtype)
+                                               and _keeps_dtype(src, default, dom.backend))
+                if identity and tuple(add.shape) == (len(dom),) + tuple(src.shape[1:]) and add.dtype == src.dtype:
                     dtype = dom.backend.constant_row(1.0).dtype if where is not None else src.dtype
                     return Field(me._sparse_sum(links, None, dtype, initial=add), dom)
         total = self._reduce("sum", include_self, default, where)
-        return total if initial is None else initial + total
+        if initial is None:
+            return total
+        if isinstance(initial, Field) and self._large_source() is not None:  # the product is this call's own array
+            out, add = total.values, initial.project(total.domain).values
+            if tuple(out.shape) == tuple(add.shape) and total.domain.backend.result_type(out, add) == out.dtype:
+                out += add
+                return total
+        return initial + total
 
     def min(self, include_self: bool = False, default: Any = float("inf"), where: "NbrField | None" = None) -> Field:
         """Minimum over aligned neighbours (where `where` holds; and self if asked); `default` where there are none

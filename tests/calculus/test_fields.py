@@ -197,6 +197,40 @@ def test_sum_with_initial_is_initial_plus_the_sum_bit_for_bit(backend, large):
     np.testing.assert_allclose(fused, want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("default", [None, 0, 0.0, 5.0])
+def test_a_large_sum_with_an_initial_field_hands_it_to_the_product_or_adds_it_in_place(default):
+    # collect's step (default=None) and any identity default: initial goes into the product; another default: the
+    # product is this call's own array, so initial is added into it; either way no array the size of the models more
+    from unittest import mock
+
+    from fieldlearn.calculus.backend import TorchBackend
+
+    net = _big_network(n=30, seed=5)
+    net.sensors["own"] = net.sensors["big"] * 3.0
+    given, added = [], []
+    product = TorchBackend.sparse_rows_times
+
+    def spy(self, *args):
+        given.append(len(args) > 5 and args[5] is not None)
+        return product(self, *args)
+
+    def prog():
+        return nbr(sense("big")).sum(where=nbr_ids() < mid(), default=default, initial=sense("own"))
+
+    real_add = fields_module.Field.__add__
+
+    def counting_add(self, other):
+        added.append(True)
+        return real_add(self, other)
+
+    with mock.patch.object(TorchBackend, "sparse_rows_times", spy), \
+            mock.patch.object(fields_module.Field, "__add__", counting_add), \
+            mock.patch.object(fields_module.Field, "__radd__", counting_add):
+        run(prog, net, rounds=1, backend="torch")
+    assert given == [default in (None, 0, 0.0)]
+    assert not added
+
+
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 @pytest.mark.parametrize("large", [False, True])
 def test_pick_is_the_selected_neighbours_value_or_otherwise(backend, large):
