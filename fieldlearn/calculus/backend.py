@@ -477,14 +477,12 @@ class TorchBackend:
         torch = self.torch
         links = len(cols)
         linked = None if start is None else torch.nonzero(indptr[1:] > indptr[:-1]).flatten()
-        if linked is not None and 2 * len(linked) <= n_rows:  # few rows have links (a tree's inner devices)
+        compact = linked is not None and 2 * len(linked) <= n_rows  # few rows have links (a tree's inner devices)
+        if compact:
             out = start + 0
-            if links == 0:
-                return out
             sums = torch.zeros((len(linked), flat.shape[1]), dtype=flat.dtype)
             rows = torch.repeat_interleave(torch.arange(len(linked)), torch.diff(indptr)[linked])
         else:
-            linked = None
             out = sums = torch.zeros((n_rows, flat.shape[1]), dtype=flat.dtype)
             rows = self.rows_of(indptr)
         unit = bool((weights == 1).all())
@@ -496,7 +494,7 @@ class TorchBackend:
             if not unit:
                 part.mul_(weights[a:b, None])
             sums.index_add_(0, rows[a:b], part)
-        if linked is not None:
+        if compact:
             out.index_add_(0, linked, sums)
         elif start is not None:
             out += start

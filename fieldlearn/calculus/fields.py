@@ -522,27 +522,37 @@ class NbrField:
         `default` where there are none; plus `initial` (a field or a number, as numpy's `initial`) if given. Large
         values (models) are summed as one sparse product, and `initial` is added into that product's own array:
         the same values as `initial + sum`, without another array the size of every device's values."""
-        if isinstance(initial, Field) and not include_self:
-            me, links = self._selected(where)
-            lazy = me._large_source()
-            if lazy is not None:
-                dom = me.domain
-                add = initial.project(dom).values
-                src = lazy[0]
-                identity = default is None or (_is_identity(default, "sum", src.dtype)
-                                               and _keeps_dtype(src, default, dom.backend))
-                if identity and tuple(add.shape) == (len(dom),) + tuple(src.shape[1:]) and add.dtype == src.dtype:
-                    dtype = dom.backend.constant_row(1.0).dtype if where is not None else src.dtype
-                    return Field(me._sparse_sum(links, None, dtype, initial=add), dom)
+        if isinstance(initial, Field):
+            onto = self._sum_onto(initial, include_self, default, where)
+            if onto is not None:
+                return onto
         total = self._reduce("sum", include_self, default, where)
-        if initial is None:
-            return total
-        if isinstance(initial, Field) and self._large_source() is not None:  # the product is this call's own array
-            out, add = total.values, initial.project(total.domain).values
-            if tuple(out.shape) == tuple(add.shape) and total.domain.backend.result_type(out, add) == out.dtype:
-                out += add
-                return total
-        return initial + total
+        return total if initial is None else initial + total
+
+    def _sum_onto(self, initial: Field, include_self: bool, default: Any, where: "NbrField | None") -> Field | None:
+        """`initial + sum` of large values without another array the size of them all: `initial` handed into the
+        sparse product where no default or self value is to be applied, else added into the product's own array;
+        None for small values or an `initial` of another shape (the caller adds it as usual)."""
+        me, links = self._selected(where)
+        lazy = me._large_source()
+        if lazy is None:
+            return None
+        dom = me.domain
+        be = dom.backend
+        add = initial.project(dom).values
+        src = lazy[0]
+        if tuple(add.shape) != (len(dom),) + tuple(src.shape[1:]):
+            return None
+        identity = default is None or (_is_identity(default, "sum", src.dtype) and _keeps_dtype(src, default, be))
+        if identity and not include_self and add.dtype == src.dtype:
+            dtype = be.constant_row(1.0).dtype if where is not None else src.dtype
+            return Field(me._sparse_sum(links, None, dtype, initial=add), dom)
+        total = self._reduce("sum", include_self, default, where)
+        out = total.values
+        if tuple(out.shape) != tuple(add.shape) or be.result_type(out, add) != out.dtype:
+            return initial + total
+        out += add  # the product is this call's own array
+        return total
 
     def min(self, include_self: bool = False, default: Any = float("inf"), where: "NbrField | None" = None) -> Field:
         """Minimum over aligned neighbours (where `where` holds; and self if asked); `default` where there are none
